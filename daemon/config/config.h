@@ -29,7 +29,7 @@ struct ExportSpec {
   std::optional<std::string> until;
   std::vector<std::string> environments;
   std::string pick = "last-generation";  // last-generation | all-generations | root
-  std::optional<std::string> positive;    // kto: the value that counts as a positive label
+  std::optional<std::string> positive;   // kto: the value that counts as a positive label
   bool incremental = false;
 };
 
@@ -37,7 +37,7 @@ struct Config {
   // [langfuse]
   std::string base_url = "http://127.0.0.1:3000";
   std::string public_key;
-  std::string secret_key;  // from $CREDENTIALS_DIRECTORY, secret_key_file or the environment
+  std::string secret_key;     // from $CREDENTIALS_DIRECTORY, secret_key_file or the environment
   std::string secret_source;  // where it came from, for messages: "file /etc/...", "environment"
   std::string api = "auto";   // auto | current | legacy
   std::string ca_file;        // extra CA bundle (PEM); empty = system store
@@ -58,8 +58,8 @@ struct Config {
   double requests_per_second = 5.0;  // the budget; requests_per_minute, when set, wins
   std::optional<double> requests_per_minute;
   int max_in_flight = 2;
-  int score_page_size = 100;        // 1..100
-  int observation_page_size = 10;   // 1..1000 (legacy API: capped at 100)
+  int score_page_size = 100;       // 1..100
+  int observation_page_size = 10;  // 1..1000 (legacy API: capped at 100)
   std::size_t max_response_bytes = 64ull << 20;
   Seconds connect_timeout{10};
   Seconds request_timeout{300};
@@ -104,22 +104,40 @@ struct ConfigOverrides {
 };
 
 /// Reads an environment variable; tests inject a map instead of the real environment.
+/// load_config treats a variable set to the empty string as unset.
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+/// A lookup over the real process environment (getenv). Not safe against concurrent setenv.
 EnvLookup process_env();
 
 struct LoadOptions {
-  bool need_secret = true;  // false for commands that never talk to the server (status, export)
+  /// false for commands that never talk to the server (status, export): then no secret is read
+  /// at all (no secret file is opened) and public_key may be empty.
+  bool need_secret = true;
+  /// Read when no --config is given and the file exists; tests point it elsewhere.
+  std::string default_config_path = "/etc/lfharvest/lfharvest.toml";
 };
 
-/// Builds the Config. Errors (kConfig) name the file, the key and the reason, for example
-/// "/etc/lfharvest/lfharvest.toml: limits.max_in_flight: must be between 1 and 64 (got 0)".
-/// The config path defaults to /etc/lfharvest/lfharvest.toml when that file exists.
+/// Builds the Config: defaults, then the TOML file, then the environment (LANGFUSE_BASE_URL or
+/// LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY, LFHARVEST_DB, LFHARVEST_LOG_LEVEL,
+/// LFHARVEST_SECRET_KEY_FILE), then the overrides. The secret key comes from
+/// $CREDENTIALS_DIRECTORY/langfuse-secret-key, else langfuse.secret_key_file, else
+/// LANGFUSE_SECRET_KEY. Errors (kConfig) name where the value came from, the key and the reason:
+/// "/etc/lfharvest/lfharvest.toml: limits.max_in_flight: must be between 1 and 64 (got 0)",
+/// "environment: LANGFUSE_BASE_URL: ...", "command line: --base-url: ..."; keys of [[export]]
+/// tables read "export[0].format" (counting from 0 in file order). No message ever contains the
+/// secret key. Pure apart from reading files and env: safe to call again (SIGHUP reload); the
+/// caller registers config.secret_key with log::add_secret.
 Result<Config> load_config(const ConfigOverrides& overrides, const EnvLookup& env,
                            const LoadOptions& options = {});
 
+/// Every dotted key a config file may set ("limits.max_in_flight", "export.format"), in
+/// documentation order; aliases (harvest.names, export.names) are not listed.
+std::vector<std::string> config_file_keys();
+
 /// Reads a secret from a file, refusing (kConfig, with how to fix it) a symlink, a file readable
 /// or writable by group or others, or one owned by another user, before reading it. Trailing
-/// newlines are stripped; an empty secret is an error.
+/// whitespace and newlines are stripped; an empty secret, or one with whitespace or control
+/// characters inside, is an error. Messages start with the path and never contain the secret.
 Result<std::string> read_secret_file(const std::string& path);
 
 }  // namespace lfh

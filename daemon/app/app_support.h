@@ -1,0 +1,37 @@
+// Shared steps of the commands: configuration, logging, connecting with the retry policy.
+#pragma once
+
+#include <stop_token>
+#include <string>
+
+#include "app/commands.h"
+#include "app/runtime.h"
+#include "config/config.h"
+
+namespace lfh {
+
+/// Loads the configuration, sets the log level, registers the secret for masking. On failure
+/// prints the error and returns nullopt; *exit_code is then set.
+std::optional<Config> load_for_command(const CommonOptions& common, bool need_secret,
+                                       int* exit_code);
+
+/// engine.connect() with capped backoff for transient failures, giving up after max_attempts
+/// or when the next wait would exceed max_wait. Copies the detected API generation to the
+/// maintenance client.
+Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop);
+
+/// A one-line progress display on a terminal (stderr), nothing otherwise.
+class ProgressLine {
+ public:
+  ProgressLine();
+  ~ProgressLine();
+  void update(const PassProgress& p);
+  void clear();
+
+ private:
+  bool tty_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace lfh

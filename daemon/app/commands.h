@@ -1,0 +1,54 @@
+// The commands behind `lfharvest <command>`. Each returns the process exit code (exit_codes.h)
+// and prints its own one-line errors; cli.cc only parses arguments.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace lfh {
+
+struct CommonOptions {
+  ConfigOverrides overrides;
+  bool quiet = false;
+};
+
+struct SyncOptions {
+  std::optional<int> max_wait_seconds;
+};
+
+struct StatusOptions {
+  bool json = false;
+  bool prometheus = false;
+};
+
+struct RetryOptions {
+  bool include_waiting = false;  // also make traces waiting for a retry due now
+};
+
+struct ReconcileOptions {
+  std::optional<std::string> since;
+};
+
+struct ExportOptions {
+  std::optional<std::string> name;  // a named [[export]] from the config
+  bool all = false;
+  ExportSpec adhoc;  // flags for an unnamed export
+  bool adhoc_format_given = false;
+  std::optional<bool> incremental;
+};
+
+int cmd_sync(const CommonOptions& common, const SyncOptions& options);
+int cmd_run(const CommonOptions& common);
+int cmd_status(const CommonOptions& common, const StatusOptions& options);
+int cmd_check(const CommonOptions& common);
+int cmd_retry(const CommonOptions& common, const RetryOptions& options);
+int cmd_reconcile(const CommonOptions& common, const ReconcileOptions& options);
+int cmd_export(const CommonOptions& common, const ExportOptions& options);
+
+/// Prints "lfharvest: <message>" on stderr with secrets masked.
+void print_error(const std::string& message);
+
+}  // namespace lfh

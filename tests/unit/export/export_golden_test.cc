@@ -1,0 +1,84 @@
+// Every format x pick on the hand-built fixture, compared byte for byte with the expected files in
+// tests/unit/export/golden/. LFHARVEST_UPDATE_GOLDEN=1 rewrites them (then read the diff!).
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "export/export_fixture.h"
+#include "export/exporter.h"
+
+namespace lfh {
+namespace {
+
+using testing::read_file;
+using testing::TempDir;
+
+const std::filesystem::path kGoldenDir = std::filesystem::path(__FILE__).parent_path() / "golden";
+
+bool update_golden() {
+  const char* flag = std::getenv("LFHARVEST_UPDATE_GOLDEN");
+  return flag && std::string(flag) == "1";
+}
+
+void write_golden(const std::filesystem::path& path, const std::string& content) {
+  std::filesystem::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << content;
+}
+
+// The manifest without the program version, so a version bump does not touch the golden files.
+std::string stable_manifest(const std::string& text) {
+  auto manifest = nlohmann::ordered_json::parse(text);
+  manifest.erase("lfharvest_version");
+  return manifest.dump(2, ' ', false) + "\n";
+}
+
+void check_against_golden(const std::filesystem::path& golden, const std::string& actual) {
+  if (update_golden()) {
+    write_golden(golden, actual);
+    MESSAGE("rewrote " << golden.string());
+    return;
+  }
+  INFO("golden file: " << golden.string()
+                       << " (LFHARVEST_UPDATE_GOLDEN=1 rewrites it after a deliberate change)");
+  REQUIRE(std::filesystem::exists(golden));
+  CHECK(read_file(golden.string()) == actual);
+}
+
+}  // namespace
+
+TEST_CASE("every format and pick matches its golden file byte for byte") {
+  TempDir dir;
+  const std::string db_path = dir.file("fixture.db");
+  {
+    sql::Db db = testing::open_migrated(db_path);
+    testing::build_golden_fixture(db);
+  }
+  const char* formats[] = {"json", "jsonl", "openai-chat", "openai-dpo", "kto", "sharegpt"};
+  const char* picks[] = {"last-generation", "all-generations", "root"};
+  for (const char* format : formats) {
+    for (const char* pick : picks) {
+      const std::string extension = std::string(format) == "json" ? "json" : "jsonl";
+      const std::string name = std::string(format) + "." + pick + "." + extension;
+      CAPTURE(name);
+      ExportRequest request;
+      request.db_path = db_path;
+      request.spec.format = format;
+      request.spec.pick = pick;
+      request.spec.out = dir.file(name);
+      request.spec.positive = "Good";
+      FakeClock clock;
+      auto summary = run_export(request, clock, {});
+      REQUIRE_MESSAGE(summary.ok(), summary.status().to_string());
+      CHECK(summary->unfetched_traces == 1);  // t10-pending
+      check_against_golden(kGoldenDir / name, read_file(request.spec.out));
+      check_against_golden(kGoldenDir / (name + ".manifest.json"),
+                           stable_manifest(read_file(summary->manifest_path)));
+    }
+  }
+}
+
+}  // namespace lfh
