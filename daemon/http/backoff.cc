@@ -25,7 +25,8 @@ Millis backoff_delay(int attempt, Millis base, Millis cap, Random& random) {
   double fraction = random.uniform01();
   if (!(fraction >= 0.0)) fraction = 0.0;
   fraction = std::min(fraction, 1.0);
-  auto drawn = static_cast<Millis::rep>(std::floor(fraction * static_cast<double>(ceiling.count())));
+  auto drawn =
+      static_cast<Millis::rep>(std::floor(fraction * static_cast<double>(ceiling.count())));
   return Millis(std::clamp<Millis::rep>(drawn, 0, ceiling.count() - 1));
 }
 

@@ -39,7 +39,8 @@ void CircuitBreaker::record_failure() {
   }
   if (!probe_outstanding_) return;
   probe_outstanding_ = false;
-  probe_interval_ = probe_interval_ > options_.probe_cap / 2 ? options_.probe_cap : probe_interval_ * 2;
+  probe_interval_ =
+      probe_interval_ > options_.probe_cap / 2 ? options_.probe_cap : probe_interval_ * 2;
   next_probe_at_ = now + probe_interval_;
 }
 

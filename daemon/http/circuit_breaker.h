@@ -11,9 +11,9 @@
 namespace lfh {
 
 struct CircuitBreakerOptions {
-  int failure_threshold = 5;                         // consecutive failures that open the breaker
-  Millis probe_base = std::chrono::seconds(1);       // first wait after opening
-  Millis probe_cap = std::chrono::minutes(5);        // the wait doubles after each failed probe
+  int failure_threshold = 5;                    // consecutive failures that open the breaker
+  Millis probe_base = std::chrono::seconds(1);  // first wait after opening
+  Millis probe_cap = std::chrono::minutes(5);   // the wait doubles after each failed probe
 };
 
 /// Closed: requests flow; `failure_threshold` consecutive failures open it. Open: no traffic

@@ -75,8 +75,8 @@ Status curl_transport_status(int curl_code, std::string_view curl_detail, std::s
   while (!detail.empty() && (detail.back() == '\n' || detail.back() == '\r')) {
     detail.remove_suffix(1);
   }
-  std::string message = fmt::format("GET {}: {}: {} (curl error {})", url, classified.what,
-                                    detail, curl_code);
+  std::string message =
+      fmt::format("GET {}: {}: {} (curl error {})", url, classified.what, detail, curl_code);
   return Status::Error(classified.kind, log::redact(std::move(message)));
 }
 

@@ -17,7 +17,8 @@ namespace lfh {
 ///   aborted by callback                                  -> kCancelled
 ///   file size exceeded                                   -> kTooLarge
 ///   out of memory                                        -> kFatal
-///   anything else                                        -> kRetryable (bounded by the retry policy)
+///   anything else                                        -> kRetryable (bounded by the retry
+///   policy)
 /// Every message passes through log::redact, so a registered secret can never leak through it.
 [[nodiscard]] Status curl_transport_status(int curl_code, std::string_view curl_detail,
                                            std::string_view url);

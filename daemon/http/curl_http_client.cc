@@ -79,7 +79,7 @@ struct Transfer {
   std::size_t max_body = 0;
   std::string body;
   std::map<std::string, std::string> headers;
-  std::string last_header;        // for obsolete folded continuation lines
+  std::string last_header;         // for obsolete folded continuation lines
   long long too_large_bytes = -1;  // >= 0: aborted for size, this many bytes announced or seen
   std::stop_token stop;
 };
@@ -131,7 +131,8 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
   const size_t needed = transfer.body.size() + length;
   if (needed > transfer.body.capacity()) {
     // Grow geometrically but never past the cap, so memory stays bounded by the cap.
-    transfer.body.reserve(std::min(transfer.max_body, std::max(needed, transfer.body.capacity() * 2)));
+    transfer.body.reserve(
+        std::min(transfer.max_body, std::max(needed, transfer.body.capacity() * 2)));
   }
   transfer.body.append(data, length);
   return length;
@@ -213,9 +214,9 @@ Result<HttpResponse> CurlHttpClient::get(const HttpRequest& request, std::stop_t
     auto elapsed = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);
     Millis time_left = options_.total_timeout - elapsed;
     if (time_left <= Millis(0)) {
-      return Status::Error(ErrorKind::kRetryable,
-                           fmt::format("GET {}: timed out after {} ms (following redirects)", url,
-                                       elapsed.count()));
+      return Status::Error(
+          ErrorKind::kRetryable,
+          fmt::format("GET {}: timed out after {} ms (following redirects)", url, elapsed.count()));
     }
     Result<HopResult> hop_result =
         perform_hop(*session, request, url, send_credentials, max_body, time_left, stop);
@@ -236,9 +237,8 @@ Result<HttpResponse> CurlHttpClient::get(const HttpRequest& request, std::stop_t
       return response;
     }
     if (hop >= options_.max_redirects) {
-      return Status::Error(ErrorKind::kConfig,
-                           fmt::format("GET {}: more than {} redirects", request.url,
-                                       options_.max_redirects));
+      return Status::Error(ErrorKind::kConfig, fmt::format("GET {}: more than {} redirects",
+                                                           request.url, options_.max_redirects));
     }
     Result<RedirectTarget> target = resolve_redirect(url, *location);
     if (!target.ok()) {
@@ -272,9 +272,10 @@ Result<CurlHttpClient::HopResult> CurlHttpClient::perform_hop(
     if (!send_credentials && is_credential_header(name)) continue;
     if (name.find_first_of("\r\n:") != std::string::npos ||
         value.find_first_of("\r\n") != std::string::npos) {
-      return Status::Error(ErrorKind::kConfig,
-                           fmt::format("GET {}: request header '{}' is malformed", url,
-                                       name.find_first_of("\r\n") == std::string::npos ? name : "?"));
+      return Status::Error(
+          ErrorKind::kConfig,
+          fmt::format("GET {}: request header '{}' is malformed", url,
+                      name.find_first_of("\r\n") == std::string::npos ? name : "?"));
     }
     std::string line = name + ": " + value;
     curl_slist* extended = curl_slist_append(header_list.get(), line.c_str());

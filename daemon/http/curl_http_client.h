@@ -67,8 +67,8 @@ class CurlHttpClient final : public HttpClient {
   std::unique_ptr<Session> checkout();
   void checkin(std::unique_ptr<Session> session);
   Result<HopResult> perform_hop(Session& session, const HttpRequest& request,
-                                const std::string& url, bool send_credentials,
-                                std::size_t max_body, Millis time_left, std::stop_token stop);
+                                const std::string& url, bool send_credentials, std::size_t max_body,
+                                Millis time_left, std::stop_token stop);
 
   const CurlHttpClientOptions options_;
   std::mutex pool_mu_;

@@ -85,12 +85,24 @@ void GovernedHttpClient::record(const HttpRequest& request, const Result<HttpRes
   stats_.bytes_received += response.body.size();
   if (response.status == 429) ++stats_.rate_limited;
   switch (response.status / 100) {
-    case 1: ++counts.status_1xx; break;
-    case 2: ++counts.status_2xx; break;
-    case 3: ++counts.status_3xx; break;
-    case 4: ++counts.status_4xx; break;
-    case 5: ++counts.status_5xx; break;
-    default: ++counts.status_other; break;
+    case 1:
+      ++counts.status_1xx;
+      break;
+    case 2:
+      ++counts.status_2xx;
+      break;
+    case 3:
+      ++counts.status_3xx;
+      break;
+    case 4:
+      ++counts.status_4xx;
+      break;
+    case 5:
+      ++counts.status_5xx;
+      break;
+    default:
+      ++counts.status_other;
+      break;
   }
 }
 

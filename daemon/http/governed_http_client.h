@@ -38,16 +38,16 @@ class GovernedHttpClient final : public HttpClient {
 
   struct Stats {
     std::map<std::string, EndpointCounts> by_endpoint;  // HttpRequest::endpoint, "" -> "other"
-    std::uint64_t requests = 0;          // calls that reached the inner client
-    std::uint64_t transport_errors = 0;  // all endpoints
-    std::uint64_t cancelled = 0;         // stopped while waiting or in the inner client
-    std::uint64_t bytes_received = 0;    // response bodies
-    std::uint64_t rate_limited = 0;      // 429 responses
+    std::uint64_t requests = 0;                         // calls that reached the inner client
+    std::uint64_t transport_errors = 0;                 // all endpoints
+    std::uint64_t cancelled = 0;              // stopped while waiting or in the inner client
+    std::uint64_t bytes_received = 0;         // response bodies
+    std::uint64_t rate_limited = 0;           // 429 responses
     std::uint64_t retry_after_penalties = 0;  // Retry-After values fed to the budget
-    std::uint64_t throttle_waits = 0;    // requests that had to wait for the budget
-    Millis throttle_wait{0};             // total time spent waiting for the budget
-    int in_flight = 0;                   // now
-    int peak_in_flight = 0;              // highest ever; never above max_in_flight
+    std::uint64_t throttle_waits = 0;         // requests that had to wait for the budget
+    Millis throttle_wait{0};                  // total time spent waiting for the budget
+    int in_flight = 0;                        // now
+    int peak_in_flight = 0;                   // highest ever; never above max_in_flight
   };
 
   /// max_in_flight < 1 is treated as 1.

@@ -7,9 +7,9 @@ namespace lfh {
 namespace {
 
 std::chrono::nanoseconds interval_for(double requests, RatePeriod per) {
-  const std::chrono::nanoseconds period =
-      per == RatePeriod::kMinute ? std::chrono::nanoseconds(std::chrono::minutes(1))
-                                 : std::chrono::nanoseconds(std::chrono::seconds(1));
+  const std::chrono::nanoseconds period = per == RatePeriod::kMinute
+                                              ? std::chrono::nanoseconds(std::chrono::minutes(1))
+                                              : std::chrono::nanoseconds(std::chrono::seconds(1));
   if (!std::isfinite(requests) || requests <= 0) return period;
   // Round up: a slightly slower pace never breaks the budget, a slightly faster one could.
   double nanos = std::ceil(static_cast<double>(period.count()) / requests);
@@ -21,7 +21,9 @@ std::chrono::nanoseconds interval_for(double requests, RatePeriod per) {
 RequestBudget::RequestBudget(Clock& clock, double requests, RatePeriod per)
     : clock_(clock), interval_(interval_for(requests, per)) {}
 
-bool RequestBudget::acquire(std::stop_token stop) { return acquire_at(std::move(stop)).has_value(); }
+bool RequestBudget::acquire(std::stop_token stop) {
+  return acquire_at(std::move(stop)).has_value();
+}
 
 std::optional<RequestBudget::TimePoint> RequestBudget::acquire_at(std::stop_token stop) {
   const TimePoint entered = clock_.mono();

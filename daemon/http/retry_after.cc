@@ -15,8 +15,8 @@ constexpr std::chrono::seconds kMaxDelay = std::chrono::hours(24);
 
 constexpr std::array<std::string_view, 7> kShortDays = {"Mon", "Tue", "Wed", "Thu",
                                                         "Fri", "Sat", "Sun"};
-constexpr std::array<std::string_view, 7> kLongDays = {"Monday", "Tuesday",  "Wednesday", "Thursday",
-                                                       "Friday", "Saturday", "Sunday"};
+constexpr std::array<std::string_view, 7> kLongDays = {
+    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"};
 constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
@@ -27,7 +27,9 @@ std::string_view trim(std::string_view text) {
   return text;
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 // Sequential reader over the date text; every step fails cleanly on a mismatch.
 class Cursor {
@@ -173,8 +175,8 @@ std::optional<Millis> parse_retry_after(std::string_view value, SysTime now) {
   if (text.empty()) return std::nullopt;
   if (is_digit(text.front())) return parse_delay_seconds(text);
 
-  int current_year = static_cast<int>(
-      std::chrono::year_month_day(std::chrono::floor<days>(now)).year());
+  int current_year =
+      static_cast<int>(std::chrono::year_month_day(std::chrono::floor<days>(now)).year());
   std::optional<DateParts> parts = parse_imf_fixdate(text);
   if (!parts) parts = parse_rfc850(text, current_year);
   if (!parts) parts = parse_asctime(text);

@@ -307,6 +307,99 @@ bool scan_children(std::string_view text, std::size_t max_children, Document& ou
   return scanner.run();
 }
 
+std::string decode_string(std::string_view literal) {
+  std::string out;
+  if (literal.size() < 2) return out;
+  const std::string_view body = literal.substr(1, literal.size() - 2);
+  out.reserve(body.size());
+  auto append_utf8 = [&](unsigned cp) {
+    if (cp < 0x80) {
+      out.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  };
+  std::size_t pos = 0;
+  while (pos < body.size()) {
+    // Copy a run of plain ASCII at once: the common case, and what makes this fast.
+    std::size_t run = pos;
+    while (run < body.size()) {
+      auto u = static_cast<unsigned char>(body[run]);
+      if (u == '\\' || u >= 0x80) break;
+      ++run;
+    }
+    out.append(body.data() + pos, run - pos);
+    pos = run;
+    if (pos >= body.size()) break;
+    if (body[pos] != '\\') {
+      std::size_t len = utf8_sequence_length(body, pos);
+      if (len == 0) {
+        out.append("\xEF\xBF\xBD");
+        ++pos;
+      } else {
+        out.append(body.data() + pos, len);
+        pos += len;
+      }
+      continue;
+    }
+    if (pos + 1 >= body.size()) break;  // not grammatical; nothing sensible to add
+    char e = body[pos + 1];
+    if (e != 'u') {
+      switch (e) {
+        case 'b': out.push_back('\b'); break;
+        case 'f': out.push_back('\f'); break;
+        case 'n': out.push_back('\n'); break;
+        case 'r': out.push_back('\r'); break;
+        case 't': out.push_back('\t'); break;
+        default: out.push_back(e); break;  // " \\ /
+      }
+      pos += 2;
+      continue;
+    }
+    auto unit = escaped_unit(body, pos);
+    if (!unit) {
+      pos += 2;
+      continue;
+    }
+    unsigned cp = *unit;
+    std::size_t consumed = 6;
+    if (is_high_surrogate(cp)) {
+      auto low = escaped_unit(body, pos + 6);
+      if (low && is_low_surrogate(*low)) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (*low - 0xDC00);
+        consumed = 12;
+      } else {
+        cp = 0xFFFD;
+      }
+    } else if (is_low_surrogate(cp)) {
+      cp = 0xFFFD;
+    }
+    append_utf8(cp);
+    pos += consumed;
+  }
+  return out;
+}
+
+bool is_valid_utf8(std::string_view text) {
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t len = utf8_sequence_length(text, pos);
+    if (len == 0) return false;
+    pos += len;
+  }
+  return true;
+}
+
 bool has_broken_unicode(std::string_view text) {
   bool broken = false;
   walk_unicode(

@@ -75,12 +75,7 @@ bool parse_json(std::string_view text, Json& out, std::string& reason) {
 
 bool key_is(const json_scan::Child& child, std::string_view name) {
   if (!child.key_has_escapes) return child.key == name;
-  Json key;
-  std::string unused;
-  if (!parse_json("\"" + std::string(child.key) + "\"", key, unused) || !key.is_string()) {
-    return false;
-  }
-  return key.get_ref<const std::string&>() == name;
+  return json_scan::decode_string("\"" + std::string(child.key) + "\"") == name;
 }
 
 // The id of an item that could not be parsed, read from its text; "#<index>" when unreadable.
@@ -250,7 +245,16 @@ Result<std::optional<std::string>> next_page(const Envelope& envelope, int curre
   return std::optional<std::string>(std::to_string(page + 1));
 }
 
-// Runs convert(item, record, reason) on every item; items that fail become RecordErrors.
+// One item's DOM; false with a reason when it is not a JSON object.
+bool parse_item(std::string_view text, Json& item, std::string& reason) {
+  if (!parse_json(text, item, reason)) return false;
+  if (item.is_object()) return true;
+  reason = fmt::format("item is not an object (got {})", item.type_name());
+  return false;
+}
+
+// Runs convert(item_text, record, reason) on every item; items that fail become RecordErrors.
+// Each item's DOM lives only inside convert(), so one item at a time is held in memory.
 template <typename Record, typename Convert>
 void convert_items(const Envelope& envelope, Convert convert, std::vector<Record>& records,
                    std::vector<RecordError>& errors) {
@@ -262,15 +266,8 @@ void convert_items(const Envelope& envelope, Convert convert, std::vector<Record
     if (child.depth > kMaxItemDepth) {
       reason = fmt::format("nested deeper than {} levels", kMaxItemDepth);
     } else {
-      Json item;
-      if (parse_json(child.value, item, reason)) {
-        if (item.is_object()) {
-          convert(item, record, reason);
-        } else {
-          reason = fmt::format("item is not an object (got {})", item.type_name());
-        }
-      }
-    }  // the item's DOM is released here, before the next one is built
+      convert(child.value, record, reason);
+    }
     if (reason.empty()) {
       records.push_back(std::move(record));
     } else {
@@ -443,8 +440,9 @@ Result<ScorePage> parse_scores(std::string_view body, NextOf next_of) {
   page.next_cursor = std::move(next.value());
   convert_items(
       *envelope,
-      [](Json& item, Score& score, std::string& reason) {
-        convert_score(item, kV3, score, reason);
+      [](std::string_view text, Score& score, std::string& reason) {
+        Json item;
+        if (parse_item(text, item, reason)) convert_score(item, kV3, score, reason);
       },
       page.scores, page.errors);
   return page;
@@ -452,7 +450,68 @@ Result<ScorePage> parse_scores(std::string_view body, NextOf next_of) {
 
 // ---- observations -----------------------------------------------------------------------------
 
-void convert_observation(Json& item, bool v2, Observation& obs, std::string& reason) {
+// An observation item split in two: its text with the values of input and output replaced by
+// null (small: parsed into a DOM), and the raw text of those two values (possibly tens of
+// megabytes: never put in a DOM, never run through the general parser more than needed).
+struct SplitItem {
+  std::string shell;
+  std::optional<std::string_view> input;  // views into the body; the last duplicate wins
+  std::optional<std::string_view> output;
+};
+
+SplitItem split_io(std::string_view item_text) {
+  SplitItem split;
+  json_scan::Document doc;
+  std::string unused;
+  if (!json_scan::scan_children(item_text, kMaxItemsPerPage, doc, unused) ||
+      !doc.root_is_object) {
+    split.shell.assign(item_text);  // parse_item() reports what is wrong with it
+    return split;
+  }
+  std::size_t copied = 0;
+  for (const auto& child : doc.children) {
+    const bool is_input = key_is(child, "input");
+    if (!is_input && !key_is(child, "output")) continue;
+    (is_input ? split.input : split.output) = child.value;
+    const auto offset = static_cast<std::size_t>(child.value.data() - item_text.data());
+    split.shell.append(item_text.substr(copied, offset - copied));
+    split.shell.append("null");
+    copied = offset + child.value.size();
+  }
+  split.shell.append(item_text.substr(copied));
+  return split;
+}
+
+// input/output as JSON text, from the member's raw text. v2 sends a string holding JSON text or
+// plain text; legacy sends the value itself, which is copied as it is once known to be valid.
+bool io_json(std::optional<std::string_view> raw, bool v2, std::string& out,
+             std::string& reason) {
+  if (!raw || *raw == "null") {
+    out = "null";
+    return true;
+  }
+  if (v2 && raw->front() == '"') {
+    out = json_text_from_raw_string(json_scan::decode_string(*raw));
+    return true;
+  }
+  if (Json::accept(*raw)) {
+    out.assign(raw->data(), raw->size());
+    return true;
+  }
+  Json value;  // not valid as it is: repair broken Unicode, or learn why not
+  if (!parse_json(*raw, value, reason)) return false;
+  out = dump(value);
+  return true;
+}
+
+void convert_observation(std::string_view item_text, bool v2, Observation& obs,
+                         std::string& reason) {
+  SplitItem split = split_io(item_text);
+  Json item;
+  if (!parse_item(split.shell, item, reason)) return;
+  split.shell = std::string();
+  item.erase("input");
+  item.erase("output");
   ItemReader reader(item);
   if (auto id = reader.take_string("id", true)) obs.id = std::move(*id);
   if (auto trace_id = reader.take_string("traceId", true)) obs.trace_id = std::move(*trace_id);
@@ -474,19 +533,19 @@ void convert_observation(Json& item, bool v2, Observation& obs, std::string& rea
   }
   if (!usage.empty()) obs.usage_json = dump(usage);
   if (auto metadata = reader.take("metadata")) obs.metadata_json = dump(*metadata);
-
-  auto io_json = [&](const char* key) -> std::string {
-    auto value = reader.take(key);
-    if (!value) return "null";
-    if (v2 && value->is_string()) {
-      return json_text_from_raw_string(std::move(value->get_ref<std::string&>()));
-    }
-    return dump(*value);
-  };
-  obs.input_json = io_json("input");
-  obs.output_json = io_json("output");
+  if (!reader.ok()) {
+    reason = reader.error();
+    return;
+  }
   obs.attributes_json = dump(item);
-  if (!reader.ok()) reason = reader.error();
+  item = Json();  // release the DOM before copying input/output
+
+  std::string io_reason;
+  if (!io_json(split.input, v2, obs.input_json, io_reason)) {
+    reason = "input: " + io_reason;
+  } else if (!io_json(split.output, v2, obs.output_json, io_reason)) {
+    reason = "output: " + io_reason;
+  }
 }
 
 template <bool kV2, typename NextOf>
@@ -500,11 +559,53 @@ Result<ObservationPage> parse_observations(std::string_view body, NextOf next_of
   page.next_cursor = std::move(next.value());
   convert_items(
       *envelope,
-      [](Json& item, Observation& obs, std::string& reason) {
-        convert_observation(item, kV2, obs, reason);
+      [](std::string_view text, Observation& obs, std::string& reason) {
+        convert_observation(text, kV2, obs, reason);
       },
       page.observations, page.errors);
   return page;
+}
+
+// `text` as a JSON string literal. The output is sized once: serializing through nlohmann would
+// grow the string by doubling, which costs up to twice a tens-of-megabytes input.
+std::string quote_json_string(std::string_view text) {
+  if (!json_scan::is_valid_utf8(text)) return dump(Json(std::string(text)));
+  auto escaped_size = [](char c) -> std::size_t {
+    switch (c) {
+      case '"':
+      case '\\':
+      case '\b':
+      case '\f':
+      case '\n':
+      case '\r':
+      case '\t': return 2;
+      default: return static_cast<unsigned char>(c) < 0x20 ? 6 : 1;
+    }
+  };
+  std::size_t size = 2;
+  for (char c : text) size += escaped_size(c);
+  std::string out;
+  out.reserve(size);
+  out.push_back('"');
+  for (char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+  return out;
 }
 
 }  // namespace
@@ -593,7 +694,7 @@ Result<ObservationPage> parse_observations_legacy(std::string_view body, int cur
 std::string json_text_from_raw_string(std::string raw) {
   // accept() runs the parser without building a DOM: no recursion, any size.
   if (Json::accept(raw)) return raw;
-  return dump(Json(std::move(raw)));
+  return quote_json_string(raw);
 }
 
 }  // namespace lfh

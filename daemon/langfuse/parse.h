@@ -13,8 +13,9 @@
 // inside an item are replaced by U+FFFD and the item is kept.
 //
 // Memory: the page is split into items without building a DOM; each item is parsed, converted
-// and released in turn, and large strings (observation input/output) are moved out of the item
-// DOM rather than copied. Peak is about the body plus the records plus one item's DOM.
+// and released in turn. An observation's input and output never enter a DOM: they are taken from
+// the item's text (and a v2 string holding JSON text is moved, not copied). Peak is about the
+// body plus the records plus one item's DOM without its input/output.
 #pragma once
 
 #include <cstddef>
@@ -63,8 +64,9 @@ Result<ScorePage> parse_scores_legacy(std::string_view body, int current_page);
 Result<ObservationPage> parse_observations_v2(
     std::string_view body, const std::optional<std::string>& previous_cursor = std::nullopt);
 
-/// GET /api/public/observations (legacy). input/output arrive as parsed JSON values and are
-/// serialized. Paging rules as for parse_scores_legacy().
+/// GET /api/public/observations (legacy). input/output arrive as JSON values and are kept as the
+/// text the server sent (whitespace and key order included). Paging rules as for
+/// parse_scores_legacy().
 Result<ObservationPage> parse_observations_legacy(std::string_view body, int current_page);
 
 /// v2 input/output: `raw` itself when it is one valid JSON text, else `raw` as a JSON string.

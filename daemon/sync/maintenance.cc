@@ -173,6 +173,16 @@ void Maintenance::sweep(const std::string& project, int64_t max_batches,
       log::info("deletion sweep: {} scores no longer on the server", *marked);
     }
     after = ids->back();
+    if (static_cast<int>(ids->size()) < kSweepBatch) {
+      // A short batch was the last one: the sweep is complete.
+      if (Status s = store_.finish_pass(project, kStreamSweep, pass.requests); !s.ok()) {
+        report.error = s;
+        return;
+      }
+      report.sweep_complete = true;
+      log::info("deletion sweep done: {} deletions seen", report.deletions_seen);
+      break;
+    }
     if (Status s = store_.set_pass_cursor(project, kStreamSweep, after); !s.ok()) {
       report.error = s;
       return;

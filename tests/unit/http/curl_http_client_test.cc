@@ -116,7 +116,8 @@ TEST_CASE("a chunked body is aborted at the cap, long before its end") {
   LoopbackServer server(
       [](const RecordedRequest&, Responder& out) { out.reply_chunked(200, kTotal, 64 * 1024); });
   CurlHttpClient client(test_options());
-  Result<HttpResponse> response = client.get(get_request(server.url("/chunked")), std::stop_token());
+  Result<HttpResponse> response =
+      client.get(get_request(server.url("/chunked")), std::stop_token());
   REQUIRE(response.status().kind() == ErrorKind::kTooLarge);
   CHECK(response.status().detail() > static_cast<long long>(kMiB));
   CHECK(response.status().detail() < static_cast<long long>(2 * kMiB));
@@ -139,9 +140,8 @@ TEST_CASE("the request's cap overrides the client default") {
 }
 
 TEST_CASE("a truncated body is retryable") {
-  LoopbackServer server([](const RecordedRequest&, Responder& out) {
-    out.reply_truncated(200, 1000, "0123456789");
-  });
+  LoopbackServer server(
+      [](const RecordedRequest&, Responder& out) { out.reply_truncated(200, 1000, "0123456789"); });
   CurlHttpClient client(test_options());
   Result<HttpResponse> response = client.get(get_request(server.url("/t")), std::stop_token());
   CHECK(response.status().kind() == ErrorKind::kRetryable);
@@ -211,12 +211,10 @@ TEST_CASE("a stop requested before the call sends nothing") {
 }
 
 TEST_CASE("a redirect to another origin carries no credentials") {
-  LoopbackServer other([](const RecordedRequest&, Responder& out) {
-    out.reply(200, {}, "landed");
-  });
-  LoopbackServer origin([&](const RecordedRequest&, Responder& out) {
-    out.redirect(302, other.url("/landed"));
-  });
+  LoopbackServer other(
+      [](const RecordedRequest&, Responder& out) { out.reply(200, {}, "landed"); });
+  LoopbackServer origin(
+      [&](const RecordedRequest&, Responder& out) { out.redirect(302, other.url("/landed")); });
   CurlHttpClient client(test_options());
   HttpRequest request = authenticated(origin.url("/start"));
   request.headers = {{"Accept", "application/json"}, {"Cookie", "session=abc"}};
@@ -238,9 +236,8 @@ TEST_CASE("a redirect to another origin carries no credentials") {
 
 TEST_CASE("a same-origin redirect keeps credentials; leaving the origin drops them for good") {
   std::unique_ptr<LoopbackServer> origin;
-  LoopbackServer other([&](const RecordedRequest&, Responder& out) {
-    out.redirect(301, origin->url("/final"));
-  });
+  LoopbackServer other(
+      [&](const RecordedRequest&, Responder& out) { out.redirect(301, origin->url("/final")); });
   origin = std::make_unique<LoopbackServer>([&](const RecordedRequest& request, Responder& out) {
     if (request.target == "/start") return out.redirect(307, "/second");
     if (request.target == "/second") return out.redirect(308, other.url("/away"));
@@ -273,9 +270,8 @@ TEST_CASE("redirect loops stop after the configured number of hops") {
 }
 
 TEST_CASE("a redirect to a non-http scheme is refused") {
-  LoopbackServer server([](const RecordedRequest&, Responder& out) {
-    out.redirect(302, "ftp://127.0.0.1/file");
-  });
+  LoopbackServer server(
+      [](const RecordedRequest&, Responder& out) { out.redirect(302, "ftp://127.0.0.1/file"); });
   CurlHttpClient client(test_options());
   CHECK(client.get(get_request(server.url("/x")), std::stop_token()).status().kind() ==
         ErrorKind::kConfig);

@@ -56,10 +56,15 @@ class ScriptedClient final : public HttpClient {
 };
 
 // Holds each request until every request that could be in flight is in flight, so a correct
-// governor reaches exactly its cap and a broken one overshoots it.
+// governor reaches exactly its cap and a broken one overshoots it. Each caller thread sends one
+// request per round, so "could be in flight" is min(cap, requests of the round not completed).
 class GatedClient final : public HttpClient {
  public:
-  GatedClient(int cap, int total) : cap_(cap), total_(total) {}
+  GatedClient(int cap, int round_size) : cap_(cap), total_(round_size) {}
+  void next_round() {
+    std::lock_guard lock(mu_);
+    completed_ = 0;
+  }
   Result<HttpResponse> get(const HttpRequest&, std::stop_token) override {
     std::unique_lock lock(mu_);
     ++in_flight_;
@@ -101,19 +106,15 @@ TEST_CASE("governed client never has more than the cap in flight, and reaches it
   FakeClock clock;
   RequestBudget budget(clock, 1000, RatePeriod::kSecond);
   constexpr int kCap = 3;
-  constexpr int kThreads = 8;
-  constexpr int kEach = 25;
-  GatedClient inner(kCap, kThreads * kEach);
+  constexpr int kThreads = 16;
+  constexpr int kEach = 6;  // rounds
+  GatedClient inner(kCap, kThreads);
   GovernedHttpClient governed(inner, budget, clock, kCap);
-  {
+  for (int round = 0; round < kEach; ++round) {
+    inner.next_round();
     std::vector<std::jthread> workers;
     for (int t = 0; t < kThreads; ++t) {
-      workers.emplace_back([&] {
-        for (int i = 0; i < kEach; ++i) {
-          Result<HttpResponse> r = governed.get(request(), std::stop_token());
-          CHECK(r.ok());
-        }
-      });
+      workers.emplace_back([&] { CHECK(governed.get(request(), std::stop_token()).ok()); });
     }
   }
   CHECK_FALSE(inner.stuck());
@@ -213,12 +214,18 @@ TEST_CASE("governed client counts statuses by endpoint, transport errors and byt
   RequestBudget budget(clock, 100, RatePeriod::kSecond);
   ScriptedClient inner(clock, [](int call) -> Result<HttpResponse> {
     switch (call) {
-      case 0: return response(200, "12345");
-      case 1: return response(404, "nf");
-      case 2: return response(500, "");
-      case 3: return Status::Error(ErrorKind::kRetryable, "connect failed");
-      case 4: return response(302, "");
-      default: return response(200, "x");
+      case 0:
+        return response(200, "12345");
+      case 1:
+        return response(404, "nf");
+      case 2:
+        return response(500, "");
+      case 3:
+        return Status::Error(ErrorKind::kRetryable, "connect failed");
+      case 4:
+        return response(302, "");
+      default:
+        return response(200, "x");
     }
   });
   GovernedHttpClient governed(inner, budget, clock, 2);

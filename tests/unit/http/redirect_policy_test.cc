@@ -30,7 +30,8 @@ TEST_CASE("http_origin refuses other schemes, garbage and embedded credentials")
 }
 
 TEST_CASE("relative redirects stay on the same origin") {
-  Result<RedirectTarget> absolute_path = resolve_redirect("http://127.0.0.1:3000/a/b?c=1", "/next?x=1");
+  Result<RedirectTarget> absolute_path =
+      resolve_redirect("http://127.0.0.1:3000/a/b?c=1", "/next?x=1");
   REQUIRE(absolute_path.ok());
   CHECK(absolute_path->url == "http://127.0.0.1:3000/next?x=1");
   CHECK(absolute_path->same_origin);

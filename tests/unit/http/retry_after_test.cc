@@ -7,7 +7,9 @@
 namespace lfh {
 namespace {
 
-SysTime at(const char* iso) { return *parse_iso8601(iso); }
+SysTime at(const char* iso) {
+  return *parse_iso8601(iso);
+}
 
 }  // namespace
 
@@ -30,8 +32,8 @@ TEST_CASE("Retry-After rejects garbage, negatives and absurd values") {
   CHECK_FALSE(parse_retry_after("86401", now));
   CHECK_FALSE(parse_retry_after("99999999999999999999999999", now));
   // A JavaScript Date string (what X-RateLimit-Reset carries) is not an HTTP-date.
-  CHECK_FALSE(parse_retry_after("Wed May 01 2024 12:00:07 GMT+0000 (Coordinated Universal Time)",
-                                now));
+  CHECK_FALSE(
+      parse_retry_after("Wed May 01 2024 12:00:07 GMT+0000 (Coordinated Universal Time)", now));
   // Malformed dates: bad day, bad month, bad time, missing zone, trailing text, lower case.
   CHECK_FALSE(parse_retry_after("Wed, 32 May 2024 12:00:07 GMT", now));
   CHECK_FALSE(parse_retry_after("Wed, 31 Jun 2024 12:00:07 GMT", now));

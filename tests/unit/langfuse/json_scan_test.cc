@@ -112,6 +112,17 @@ TEST_CASE("scan_children refuses more children than allowed") {
   CHECK(error.find("too many") != std::string::npos);
 }
 
+TEST_CASE("is_valid_utf8") {
+  CHECK(is_valid_utf8(""));
+  CHECK(is_valid_utf8("plain"));
+  CHECK(is_valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"));
+  CHECK_FALSE(is_valid_utf8("\xC3"));              // truncated
+  CHECK_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong
+  CHECK_FALSE(is_valid_utf8("\xED\xA0\x80"));      // surrogate
+  CHECK_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // beyond U+10FFFF
+  CHECK_FALSE(is_valid_utf8("\\\xFF"));            // even right after a backslash
+}
+
 TEST_CASE("has_broken_unicode and repair_unicode") {
   CHECK_FALSE(has_broken_unicode(R"({"a":"plain ascii"})"));
   CHECK_FALSE(has_broken_unicode("{\"a\":\"caf\xC3\xA9 \xF0\x9F\x98\x80\"}"));

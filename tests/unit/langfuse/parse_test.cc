@@ -435,7 +435,7 @@ TEST_CASE("legacy observations: parsed input/output are serialized") {
   CHECK_FALSE(page->next_cursor.has_value());  // page 2 of 2
   REQUIRE(page->observations.size() == 1);
   const Observation& obs = page->observations[0];
-  CHECK(obs.input_json == R"({"messages":[{"content":"hi","role":"user"}]})");
+  CHECK(obs.input_json == R"({"messages": [{"role": "user", "content": "hi"}]})");  // as sent
   CHECK(obs.output_json == R"("plain text answer")");
   CHECK(obs.model == "gpt-4");
   auto usage = Json::parse(obs.usage_json.value());
@@ -451,6 +451,39 @@ TEST_CASE("legacy observations: parsed input/output are serialized") {
   auto first = parse_observations_legacy(kObservationsLegacy, 1);
   REQUIRE(first.ok());
   CHECK(first->next_cursor == "2");
+}
+
+TEST_CASE("observations: input/output of every shape") {
+  auto legacy = parse_observations_legacy(
+      legacy_page(
+          R"({"id":"a","traceId":"t","type":"SPAN","startTime":"2025-01-01T00:00:00Z",)"
+          R"("input":[1,{"x":null}],"output":42},)"
+          R"({"id":"inf","traceId":"t","type":"SPAN","startTime":"2025-01-01T00:00:00Z",)"
+          R"("input":{"x":1e400}},)"
+          R"({"id":"out","traceId":"t","type":"SPAN","startTime":"2025-01-01T00:00:00Z",)"
+          R"("output":[-1e999]},)"
+          "{\"id\":\"utf\",\"traceId\":\"t\",\"type\":\"SPAN\",\"startTime\":\"2025-01-01\","
+          "\"input\":{\"k\":\"\xC3(\"},\"output\":\"\\ud800\"}"),
+      1);
+  REQUIRE(legacy.ok());
+  REQUIRE(legacy->observations.size() == 2);
+  CHECK(legacy->observations[0].input_json == R"([1,{"x":null}])");
+  CHECK(legacy->observations[0].output_json == "42");
+  CHECK(legacy->observations[1].input_json == "{\"k\":\"\xEF\xBF\xBD(\"}");
+  CHECK(legacy->observations[1].output_json == "\"\xEF\xBF\xBD\"");
+  REQUIRE(legacy->errors.size() == 2);
+  CHECK(legacy->errors[0].record_id == "inf");
+  CHECK(legacy->errors[0].reason == "input: number out of range for a double");
+  CHECK(legacy->errors[1].reason == "output: number out of range for a double");
+
+  // A v2 server that sent values instead of strings is read the legacy way.
+  auto v2 = parse_observations_v2(v2_obs_page(
+      R"({"id":"a","traceId":"t","type":"SPAN","startTime":"2025-01-01T00:00:00Z",)"
+      R"("input":{"already":"parsed"},"output":"tab\tand \u0001 control"})"));
+  REQUIRE(v2.ok());
+  REQUIRE(v2->observations.size() == 1);
+  CHECK(v2->observations[0].input_json == R"({"already":"parsed"})");
+  CHECK(v2->observations[0].output_json == R"("tab\tand \u0001 control")");
 }
 
 TEST_CASE("observations: missing or bad required fields are record errors") {
@@ -497,6 +530,9 @@ TEST_CASE("json_text_from_raw_string") {
   CHECK(json_text_from_raw_string("line\n\"two\"") == R"("line\n\"two\"")");
   CHECK(json_text_from_raw_string("1e400") == R"("1e400")");  // not representable: kept as text
   CHECK(json_text_from_raw_string("bad \xff") == "\"bad \xEF\xBF\xBD\"");
+  CHECK(json_text_from_raw_string(std::string("nul\0\x1f\b\\/", 8)) ==
+        R"("nul\u0000\u001f\b\\/")");
+  CHECK(json_text_from_raw_string("caf\xC3\xA9") == "\"caf\xC3\xA9\"");
 }
 
 TEST_CASE("invalid UTF-8 and cut surrogate pairs are replaced; the record is kept") {

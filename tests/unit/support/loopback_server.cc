@@ -38,19 +38,32 @@ std::string_view trim(std::string_view text) {
 
 const char* reason_phrase(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+      return "OK";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 404:
+      return "Not Found";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Status";
   }
 }
 
@@ -172,7 +185,9 @@ void Responder::hang() {
   }
 }
 
-void Responder::reset() { reset_ = true; }
+void Responder::reset() {
+  reset_ = true;
+}
 
 void Responder::redirect(int status, std::string_view location) {
   reply(status, {{"Location", std::string(location)}}, "");
@@ -211,7 +226,9 @@ LoopbackServer::~LoopbackServer() {
   ::close(wake_pipe_[1]);
 }
 
-std::string LoopbackServer::origin() const { return "http://127.0.0.1:" + std::to_string(port_); }
+std::string LoopbackServer::origin() const {
+  return "http://127.0.0.1:" + std::to_string(port_);
+}
 
 std::string LoopbackServer::url(std::string_view path) const {
   return origin() + std::string(path);

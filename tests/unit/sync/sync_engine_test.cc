@@ -217,10 +217,13 @@ TEST_CASE("a pass stopped mid-trace resumes at the saved cursor, re-fetching not
 TEST_CASE("maintenance: a re-scan records edits, a sweep records deletions") {
   Rig rig;
   std::vector<std::string> traces;
-  for (int i = 0; i < 5; ++i) traces.push_back(rig.api.add_annotated_trace(rig.ts(60 + i), "Good"));
+  // Two hours apart: only the newest is inside the poll's 15-minute overlap.
+  for (int i = 0; i < 5; ++i) {
+    traces.push_back(rig.api.add_annotated_trace(rig.ts(60 + 120 * i), "Good"));
+  }
   REQUIRE(rig.engine->run_pass({}).outcome == PassReport::Outcome::kComplete);
-  rig.api.edit_score("score-00000", "\"Bad\"", "Bad");
-  rig.api.delete_score("score-00001");
+  rig.api.edit_score("score-00004", "\"Bad\"", "Bad");
+  rig.api.delete_score("score-00003");
   // Not due yet: the first harvest counts as a re-scan and a sweep.
   rig.clock.advance(std::chrono::minutes(5));
   PassReport quiet = rig.engine->run_pass({});
@@ -233,10 +236,13 @@ TEST_CASE("maintenance: a re-scan records edits, a sweep records deletions") {
   CHECK(r.maintenance.sweep_complete);
   CHECK(r.maintenance.deletions_seen == 1);
   CHECK(rig.count("SELECT count(*) FROM live_scores") == 4);
-  CHECK(rig.count("SELECT count(*) FROM scores WHERE score_id = 'score-00000' AND "
+  CHECK(rig.count("SELECT count(*) FROM scores WHERE score_id = 'score-00004' AND "
                   "string_value = 'Bad'") == 1);
+  CHECK(rig.count("SELECT count(*) FROM scores WHERE score_id = 'score-00003' AND "
+                  "deleted_at IS NOT NULL") == 1);
   auto last = rig.api.score_queries().back();
-  CHECK(last.ids.size() == 4);  // the sweep asked for the ids it still believed live
+  CHECK(last.ids.size() == 5);  // one batch with every id it believed live
+  CHECK(quiet.scores_changed == 0);  // the edit was outside the poll's overlap window
 }
 
 TEST_CASE("sweep slices spread a large sweep over half the interval") {
