@@ -6,8 +6,12 @@
 namespace lfh::json_scan {
 namespace {
 
-bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_ws(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -28,8 +32,12 @@ std::optional<unsigned> escaped_unit(std::string_view text, std::size_t pos) {
   return unit;
 }
 
-bool is_high_surrogate(unsigned u) { return u >= 0xD800 && u <= 0xDBFF; }
-bool is_low_surrogate(unsigned u) { return u >= 0xDC00 && u <= 0xDFFF; }
+bool is_high_surrogate(unsigned u) {
+  return u >= 0xD800 && u <= 0xDBFF;
+}
+bool is_low_surrogate(unsigned u) {
+  return u >= 0xDC00 && u <= 0xDFFF;
+}
 
 // Length of the valid UTF-8 sequence at text[pos] (RFC 3629 table), 0 when invalid.
 std::size_t utf8_sequence_length(std::string_view text, std::size_t pos) {
@@ -203,10 +211,14 @@ bool Scanner::scan_scalar() {
   char c = text_[pos_];
   bool unused_escapes = false;
   switch (c) {
-    case '"': return scan_string(unused_escapes);
-    case 't': return scan_literal("true");
-    case 'f': return scan_literal("false");
-    case 'n': return scan_literal("null");
+    case '"':
+      return scan_string(unused_escapes);
+    case 't':
+      return scan_literal("true");
+    case 'f':
+      return scan_literal("false");
+    case 'n':
+      return scan_literal("null");
     default:
       if (c == '-' || is_digit(c)) return scan_number();
       return fail("unexpected character");
@@ -356,12 +368,24 @@ std::string decode_string(std::string_view literal) {
     char e = body[pos + 1];
     if (e != 'u') {
       switch (e) {
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        default: out.push_back(e); break;  // " \\ /
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        default:
+          out.push_back(e);
+          break;  // " \\ /
       }
       pos += 2;
       continue;
@@ -413,7 +437,8 @@ std::string repair_unicode(std::string_view text) {
   out.reserve(text.size() + 16);
   walk_unicode(
       text, [&](std::size_t pos, std::size_t len) { out.append(text.substr(pos, len)); },
-      [&](std::size_t) { out.append("\xEF\xBF\xBD"); }, [&](std::size_t) { out.append("\\uFFFD"); });
+      [&](std::size_t) { out.append("\xEF\xBF\xBD"); },
+      [&](std::size_t) { out.append("\\uFFFD"); });
   return out;
 }
 

@@ -30,7 +30,9 @@ constexpr std::size_t kMaxIdsPerRequest = 100;
 constexpr std::size_t kMaxErrorBodyParsed = 64 * 1024;
 constexpr std::size_t kMaxServerMessage = 200;
 
-std::string what_of(std::string_view path) { return fmt::format("GET {}", path); }
+std::string what_of(std::string_view path) {
+  return fmt::format("GET {}", path);
+}
 
 // A page-number cursor of the legacy API; anything else (a cursor of the other generation)
 // starts the listing again from page 1.
@@ -101,15 +103,22 @@ std::string truncate_utf8(std::string text, std::size_t max_bytes) {
 
 ErrorKind kind_of_http_status(long status) {
   switch (status) {
-    case 400: return ErrorKind::kPermanent;
+    case 400:
+      return ErrorKind::kPermanent;
     case 401:
-    case 403: return ErrorKind::kAuth;
-    case 404: return ErrorKind::kNotFound;
-    case 408: return ErrorKind::kRetryable;
+    case 403:
+      return ErrorKind::kAuth;
+    case 404:
+      return ErrorKind::kNotFound;
+    case 408:
+      return ErrorKind::kRetryable;
     case 413:
-    case 422: return ErrorKind::kTooLarge;
-    case 429: return ErrorKind::kRateLimited;
-    default: break;
+    case 422:
+      return ErrorKind::kTooLarge;
+    case 429:
+      return ErrorKind::kRateLimited;
+    default:
+      break;
   }
   if (status >= 500 && status <= 599) return ErrorKind::kRetryable;  // 524 included
   return ErrorKind::kPermanent;  // other 4xx; 1xx/3xx are not answers we can use
@@ -121,8 +130,7 @@ ApiGeneration other_generation(ApiGeneration g) {
 
 }  // namespace
 
-LangfuseClient::LangfuseClient(HttpClient& http, const Clock& clock,
-                               LangfuseClientOptions options)
+LangfuseClient::LangfuseClient(HttpClient& http, const Clock& clock, LangfuseClientOptions options)
     : http_(http),
       clock_(clock),
       options_(std::move(options)),
@@ -144,7 +152,8 @@ std::string LangfuseClient::mask_keys(std::string text) const {
 }
 
 Status LangfuseClient::in_context(const Status& status, std::string_view what) const {
-  Status out = Status::Error(status.kind(), mask_keys(fmt::format("{}: {}", what, status.message())));
+  Status out =
+      Status::Error(status.kind(), mask_keys(fmt::format("{}: {}", what, status.message())));
   out.with_detail(status.detail());
   if (status.retry_after_ms()) out.with_retry_after_ms(*status.retry_after_ms());
   return out;
@@ -153,8 +162,8 @@ Status LangfuseClient::in_context(const Status& status, std::string_view what) c
 Status LangfuseClient::http_error(const HttpResponse& response, std::string_view what) const {
   std::string message = fmt::format("{}: HTTP {}", what, response.status);
   // Masked before it is cut, so no part of a key can survive the cut.
-  std::string from_server = truncate_utf8(mask_keys(server_message(response.body)),
-                                          kMaxServerMessage);
+  std::string from_server =
+      truncate_utf8(mask_keys(server_message(response.body)), kMaxServerMessage);
   if (!from_server.empty()) message += ": " + from_server;
   ErrorKind kind = kind_of_http_status(response.status);
   Status status = Status::Error(kind, std::move(message));
@@ -240,9 +249,8 @@ Result<ScorePage> LangfuseClient::scores(const ScoreQuery& query, std::stop_toke
                          fmt::format("scores: {} ids asked for in one request, at most {}",
                                      query.ids.size(), kMaxIdsPerRequest));
   }
-  return with_generation_fallback<ScorePage>([&](ApiGeneration g, bool drop_cursor) {
-    return scores_with(g, query, drop_cursor, stop);
-  });
+  return with_generation_fallback<ScorePage>(
+      [&](ApiGeneration g, bool drop_cursor) { return scores_with(g, query, drop_cursor, stop); });
 }
 
 Result<ScorePage> LangfuseClient::scores_with(ApiGeneration g, const ScoreQuery& query,

@@ -69,8 +69,8 @@ class LangfuseClient final : public LangfuseApi {
 
  private:
   // GET base+path?query; non-2xx statuses become the Status langfuse_api.h documents.
-  Result<HttpResponse> fetch(std::string_view path, const QueryString& query,
-                             const char* endpoint, bool authenticated, std::stop_token stop);
+  Result<HttpResponse> fetch(std::string_view path, const QueryString& query, const char* endpoint,
+                             bool authenticated, std::stop_token stop);
   Result<ScorePage> scores_with(ApiGeneration g, const ScoreQuery& query, bool drop_cursor,
                                 std::stop_token stop);
   Result<ObservationPage> observations_with(ApiGeneration g, const ObservationQuery& query,

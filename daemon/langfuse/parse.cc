@@ -25,7 +25,72 @@ constexpr std::size_t kMaxEnvelopeMembers = 1000;
 constexpr std::size_t kMaxSmallDepth = 64;
 
 // Every serialization replaces invalid UTF-8 instead of throwing.
-std::string dump(const Json& value) { return value.dump(-1, ' ', false, Json::error_handler_t::replace); }
+std::string dump(const Json& value) {
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+// `text` as a JSON string literal. The output is sized once: serializing through nlohmann would
+// grow the string by doubling, which costs up to twice a tens-of-megabytes input.
+std::string quote_json_string(std::string_view text) {
+  if (!json_scan::is_valid_utf8(text)) return dump(Json(std::string(text)));
+  auto escaped_size = [](char c) -> std::size_t {
+    switch (c) {
+      case '"':
+      case '\\':
+      case '\b':
+      case '\f':
+      case '\n':
+      case '\r':
+      case '\t':
+        return 2;
+      default:
+        return static_cast<unsigned char>(c) < 0x20 ? 6 : 1;
+    }
+  };
+  std::size_t size = 2;
+  for (char c : text) size += escaped_size(c);
+  std::string out;
+  out.reserve(size);
+  out.push_back('"');
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+// Frees a string's buffer now (assigning an empty string would keep the capacity).
+void release(std::string& text) {
+  std::string().swap(text);
+}
 
 Status malformed(std::string_view why) {
   return Status::Error(ErrorKind::kRetryable, fmt::format("malformed response: {}", why));
@@ -47,7 +112,8 @@ std::string describe(const Json::exception& e) {
   if (e.id == 406) return "number out of range for a double";
   std::string_view what = e.what();
   // nlohmann appends the token it stopped at, which can be megabytes of item text.
-  if (auto cut = what.find("; last read"); cut != std::string_view::npos) what = what.substr(0, cut);
+  if (auto cut = what.find("; last read"); cut != std::string_view::npos)
+    what = what.substr(0, cut);
   if (auto tag = what.find("] "); tag != std::string_view::npos) what = what.substr(tag + 2);
   return "invalid JSON: " + printable(what, 160);
 }
@@ -82,8 +148,7 @@ bool key_is(const json_scan::Child& child, std::string_view name) {
 std::string id_for_error(std::string_view item_text, std::size_t index) {
   json_scan::Document doc;
   std::string unused;
-  if (json_scan::scan_children(item_text, kMaxEnvelopeMembers, doc, unused) &&
-      doc.root_is_object) {
+  if (json_scan::scan_children(item_text, kMaxEnvelopeMembers, doc, unused) && doc.root_is_object) {
     for (const auto& child : doc.children) {
       if (child.key != "id" || child.key_has_escapes) continue;
       std::string_view v = child.value;
@@ -271,9 +336,9 @@ void convert_items(const Envelope& envelope, Convert convert, std::vector<Record
     if (reason.empty()) {
       records.push_back(std::move(record));
     } else {
-      errors.push_back(RecordError{
-          record.id.empty() ? id_for_error(child.value, i) : std::move(record.id),
-          std::move(reason)});
+      errors.push_back(
+          RecordError{record.id.empty() ? id_for_error(child.value, i) : std::move(record.id),
+                      std::move(reason)});
     }
   }
 }
@@ -463,8 +528,7 @@ SplitItem split_io(std::string_view item_text) {
   SplitItem split;
   json_scan::Document doc;
   std::string unused;
-  if (!json_scan::scan_children(item_text, kMaxItemsPerPage, doc, unused) ||
-      !doc.root_is_object) {
+  if (!json_scan::scan_children(item_text, kMaxItemsPerPage, doc, unused) || !doc.root_is_object) {
     split.shell.assign(item_text);  // parse_item() reports what is wrong with it
     return split;
   }
@@ -484,14 +548,22 @@ SplitItem split_io(std::string_view item_text) {
 
 // input/output as JSON text, from the member's raw text. v2 sends a string holding JSON text or
 // plain text; legacy sends the value itself, which is copied as it is once known to be valid.
-bool io_json(std::optional<std::string_view> raw, bool v2, std::string& out,
-             std::string& reason) {
+bool io_json(std::optional<std::string_view> raw, bool v2, std::string& out, std::string& reason) {
   if (!raw || *raw == "null") {
     out = "null";
     return true;
   }
   if (v2 && raw->front() == '"') {
-    out = json_text_from_raw_string(json_scan::decode_string(*raw));
+    std::string text = json_scan::decode_string(*raw);
+    if (Json::accept(text)) {
+      out = std::move(text);
+    } else if (!json_scan::has_broken_unicode(*raw)) {
+      // Plain text: the literal the server sent is already that text as a JSON string.
+      release(text);
+      out.assign(raw->data(), raw->size());
+    } else {
+      out = quote_json_string(text);
+    }
     return true;
   }
   if (Json::accept(*raw)) {
@@ -509,7 +581,7 @@ void convert_observation(std::string_view item_text, bool v2, Observation& obs,
   SplitItem split = split_io(item_text);
   Json item;
   if (!parse_item(split.shell, item, reason)) return;
-  split.shell = std::string();
+  release(split.shell);
   item.erase("input");
   item.erase("output");
   ItemReader reader(item);
@@ -564,48 +636,6 @@ Result<ObservationPage> parse_observations(std::string_view body, NextOf next_of
       },
       page.observations, page.errors);
   return page;
-}
-
-// `text` as a JSON string literal. The output is sized once: serializing through nlohmann would
-// grow the string by doubling, which costs up to twice a tens-of-megabytes input.
-std::string quote_json_string(std::string_view text) {
-  if (!json_scan::is_valid_utf8(text)) return dump(Json(std::string(text)));
-  auto escaped_size = [](char c) -> std::size_t {
-    switch (c) {
-      case '"':
-      case '\\':
-      case '\b':
-      case '\f':
-      case '\n':
-      case '\r':
-      case '\t': return 2;
-      default: return static_cast<unsigned char>(c) < 0x20 ? 6 : 1;
-    }
-  };
-  std::size_t size = 2;
-  for (char c : text) size += escaped_size(c);
-  std::string out;
-  out.reserve(size);
-  out.push_back('"');
-  for (char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-  return out;
 }
 
 }  // namespace
@@ -666,7 +696,8 @@ Result<ProjectInfo> parse_projects(std::string_view body) {
 Result<ScorePage> parse_scores_v3(std::string_view body,
                                   const std::optional<std::string>& previous_cursor) {
   return guarded<ScorePage>([&] {
-    return parse_scores<true>(body, [&](const Envelope& e) { return next_cursor(e, previous_cursor); });
+    return parse_scores<true>(body,
+                              [&](const Envelope& e) { return next_cursor(e, previous_cursor); });
   });
 }
 

@@ -17,7 +17,9 @@ void require(bool condition) {
   if (!condition) __builtin_trap();
 }
 
-bool valid_json(const std::string& text) { return nlohmann::json::accept(text); }
+bool valid_json(const std::string& text) {
+  return nlohmann::json::accept(text);
+}
 
 void check_scores(const lfh::Result<lfh::ScorePage>& page) {
   if (!page.ok()) return;
@@ -59,6 +61,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (lfh::json_scan::scan_children(body, 1000, doc, error)) {
     if (lfh::json_scan::has_broken_unicode(body)) {
       require(!lfh::json_scan::has_broken_unicode(lfh::json_scan::repair_unicode(body)));
+    }
+    // Differential check: the fast string decoder agrees with nlohmann on repaired text.
+    for (const auto& child : doc.children) {
+      if (child.value.empty() || child.value.front() != '"') continue;
+      auto reference = nlohmann::json::parse(lfh::json_scan::repair_unicode(child.value), nullptr,
+                                             /*allow_exceptions=*/false);
+      require(reference.is_string());
+      require(reference.get<std::string>() == lfh::json_scan::decode_string(child.value));
     }
   }
   return 0;

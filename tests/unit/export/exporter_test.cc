@@ -9,6 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -219,6 +222,7 @@ TEST_CASE("a failed write leaves the old file and no temp file") {
     CHECK(run(request).status().kind() == ErrorKind::kIo);
   }
   CHECK(read_file(g.dir.file("data.jsonl")) == old_bytes);
+  INFO(fmt::format("{}", fmt::join(names_in(g.dir.path()), " ")));
   CHECK(names_in(g.dir.path()) == std::vector<std::string>{"data.jsonl",
                                                             "data.jsonl.manifest.json",
                                                             "fixture.db"});

@@ -57,8 +57,7 @@ TEST_CASE("FakeHttpClient: Status answers, handlers and stop requests") {
   CHECK(http.get(request("http://h/s?q"), {})->body == "http://h/s?q #2");
   std::stop_source stop;
   stop.request_stop();
-  CHECK(http.get(request("http://h/s"), stop.get_token()).status().kind() ==
-        ErrorKind::kCancelled);
+  CHECK(http.get(request("http://h/s"), stop.get_token()).status().kind() == ErrorKind::kCancelled);
 }
 
 TEST_CASE("FakeHttpClient: records requests without the password") {

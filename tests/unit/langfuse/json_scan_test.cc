@@ -10,8 +10,8 @@ namespace {
 TEST_CASE("scan_children finds the members of an object with their text and depth") {
   Document doc;
   std::string error;
-  REQUIRE(scan_children(R"( {"data": [1, {"a": [2]}], "meta" : {"cursor":"x"}, "n": -1.5e3} )",
-                        10, doc, error));
+  REQUIRE(scan_children(R"( {"data": [1, {"a": [2]}], "meta" : {"cursor":"x"}, "n": -1.5e3} )", 10,
+                        doc, error));
   CHECK(doc.root_is_object);
   REQUIRE(doc.children.size() == 3);
   CHECK(doc.children[0].key == "data");
@@ -112,6 +112,20 @@ TEST_CASE("scan_children refuses more children than allowed") {
   CHECK(error.find("too many") != std::string::npos);
 }
 
+TEST_CASE("decode_string decodes every escape and repairs broken Unicode") {
+  CHECK(decode_string(R"("")") == "");
+  CHECK(decode_string(R"("plain text")") == "plain text");
+  CHECK(decode_string(R"("q\"b\\s\/b\bf\fn\nr\rt\t")") == "q\"b\\s/b\bf\fn\nr\rt\t");
+  CHECK(decode_string(R"("\u0041\u00e9\u20AC\ud83d\ude00")") ==
+        "A\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80");
+  CHECK(decode_string(R"("\u0000")") == std::string(1, '\0'));
+  CHECK(decode_string(R"("cut \ud83d")") == "cut \xEF\xBF\xBD");
+  CHECK(decode_string(R"("\ude00\ud83d\ud83d\ude00")") ==
+        "\xEF\xBF\xBD\xEF\xBF\xBD\xF0\x9F\x98\x80");
+  CHECK(decode_string("\"caf\xC3\xA9 \xFF!\"") == "caf\xC3\xA9 \xEF\xBF\xBD!");
+  CHECK(decode_string("\"\xE2\x82\"") == "\xEF\xBF\xBD\xEF\xBF\xBD");  // cut before the quote
+}
+
 TEST_CASE("is_valid_utf8") {
   CHECK(is_valid_utf8(""));
   CHECK(is_valid_utf8("plain"));
@@ -131,8 +145,8 @@ TEST_CASE("has_broken_unicode and repair_unicode") {
 
   CHECK(has_broken_unicode("{\"a\":\"bad \xff byte\"}"));
   CHECK(repair_unicode("{\"a\":\"bad \xff byte\"}") == "{\"a\":\"bad \xEF\xBF\xBD byte\"}");
-  CHECK(repair_unicode("\"\xC3\"") == "\"\xEF\xBF\xBD\"");         // truncated sequence
-  CHECK(repair_unicode("\"\xED\xA0\x80\"") ==                         // UTF-8 encoded surrogate
+  CHECK(repair_unicode("\"\xC3\"") == "\"\xEF\xBF\xBD\"");  // truncated sequence
+  CHECK(repair_unicode("\"\xED\xA0\x80\"") ==               // UTF-8 encoded surrogate
         "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
   CHECK(has_broken_unicode(R"({"a":"cut \ud83d"})"));
   CHECK(repair_unicode(R"({"a":"cut \ud83d"})") == R"({"a":"cut \uFFFD"})");

@@ -41,8 +41,8 @@ LangfuseClientOptions make_options(ApiGeneration generation = ApiGeneration::kUn
   return options;
 }
 
-std::string legacy_score(const std::string& id, const std::string& source,
-                         const std::string& name, const std::string& environment) {
+std::string legacy_score(const std::string& id, const std::string& source, const std::string& name,
+                         const std::string& environment) {
   std::string env = environment.empty() ? "" : R"(,"environment":")" + environment + "\"";
   return R"({"id":")" + id + R"(","traceId":"t","name":")" + name + R"(","source":")" + source +
          R"(","timestamp":"2024-01-01T00:00:00Z","dataType":"NUMERIC","value":1)" + env + "}";
@@ -125,11 +125,11 @@ TEST_CASE_FIXTURE(Fixture, "v3 scores: exact query, only spec parameters, encode
 }
 
 TEST_CASE_FIXTURE(Fixture, "v3 scores: never a parameter outside the spec, limit clamped") {
-  const std::set<std::string> allowed = {"limit", "cursor", "fields", "id", "name", "source",
-                                         "dataType", "environment", "configId", "queueId",
-                                         "authorUserId", "value", "valueMin", "valueMax",
-                                         "traceId", "sessionId", "observationId",
-                                         "experimentId", "fromTimestamp", "toTimestamp"};
+  const std::set<std::string> allowed = {
+      "limit",         "cursor",      "fields",   "id",        "name",          "source",
+      "dataType",      "environment", "configId", "queueId",   "authorUserId",  "value",
+      "valueMin",      "valueMax",    "traceId",  "sessionId", "observationId", "experimentId",
+      "fromTimestamp", "toTimestamp"};
   http.set_default(kScoresV3, FakeHttpClient::response(200, kEmptyV3));
   LangfuseClient client(http, clock, make_options(ApiGeneration::kCurrent));
   ScoreQuery minimal;
@@ -183,14 +183,13 @@ TEST_CASE_FIXTURE(Fixture, "legacy scores: page from the cursor, single filters,
 }
 
 TEST_CASE_FIXTURE(Fixture, "legacy scores: several sources or names are filtered here") {
-  const std::string body =
-      R"({"data":[)" + legacy_score("1", "ANNOTATION", "good", "production") + "," +
-      legacy_score("2", "EVAL", "good", "production") + "," +
-      legacy_score("3", "API", "good", "production") + "," +
-      legacy_score("4", "API", "other", "production") + "," +
-      legacy_score("5", "ANNOTATION", "bad", "") + "," +
-      legacy_score("6", "ANNOTATION", "bad", "staging") +
-      R"(],"meta":{"page":1,"limit":6,"totalItems":12,"totalPages":2}})";
+  const std::string body = R"({"data":[)" + legacy_score("1", "ANNOTATION", "good", "production") +
+                           "," + legacy_score("2", "EVAL", "good", "production") + "," +
+                           legacy_score("3", "API", "good", "production") + "," +
+                           legacy_score("4", "API", "other", "production") + "," +
+                           legacy_score("5", "ANNOTATION", "bad", "") + "," +
+                           legacy_score("6", "ANNOTATION", "bad", "staging") +
+                           R"(],"meta":{"page":1,"limit":6,"totalItems":12,"totalPages":2}})";
   http.push(kScoresLegacy, 200, body);
   LangfuseClient client(http, clock, make_options(ApiGeneration::kLegacy));
   ScoreQuery query;
@@ -245,13 +244,12 @@ TEST_CASE_FIXTURE(Fixture, "HTTP statuses map to the documented kinds") {
     long status;
     ErrorKind kind;
   };
-  const Case cases[] = {{400, ErrorKind::kPermanent},   {401, ErrorKind::kAuth},
-                        {403, ErrorKind::kAuth},        {404, ErrorKind::kNotFound},
-                        {405, ErrorKind::kPermanent},   {408, ErrorKind::kRetryable},
-                        {413, ErrorKind::kTooLarge},    {422, ErrorKind::kTooLarge},
-                        {429, ErrorKind::kRateLimited}, {500, ErrorKind::kRetryable},
-                        {502, ErrorKind::kRetryable},   {503, ErrorKind::kRetryable},
-                        {524, ErrorKind::kRetryable},   {302, ErrorKind::kPermanent}};
+  const Case cases[] = {
+      {400, ErrorKind::kPermanent}, {401, ErrorKind::kAuth},      {403, ErrorKind::kAuth},
+      {404, ErrorKind::kNotFound},  {405, ErrorKind::kPermanent}, {408, ErrorKind::kRetryable},
+      {413, ErrorKind::kTooLarge},  {422, ErrorKind::kTooLarge},  {429, ErrorKind::kRateLimited},
+      {500, ErrorKind::kRetryable}, {502, ErrorKind::kRetryable}, {503, ErrorKind::kRetryable},
+      {524, ErrorKind::kRetryable}, {302, ErrorKind::kPermanent}};
   LangfuseClient client(http, clock, make_options(ApiGeneration::kCurrent));
   for (const auto& c : cases) {
     CAPTURE(c.status);
@@ -300,8 +298,8 @@ TEST_CASE_FIXTURE(Fixture, "Retry-After in seconds and as an HTTP date") {
 TEST_CASE_FIXTURE(Fixture, "error messages: truncated, one line, never a key") {
   LangfuseClient client(http, clock, make_options(ApiGeneration::kCurrent));
   http.push(kScoresV3, 401,
-            std::string(R"({"message":"Invalid credentials for )") + kPublicKey + ":" +
-                kSecretKey + R"(\nretry"})");
+            std::string(R"({"message":"Invalid credentials for )") + kPublicKey + ":" + kSecretKey +
+                R"(\nretry"})");
   auto auth = client.scores(ScoreQuery{}, {});
   CHECK(auth.status().kind() == ErrorKind::kAuth);
   CHECK(auth.status().message() ==
@@ -336,8 +334,7 @@ TEST_CASE_FIXTURE(Fixture, "a 200 with a body that is not a page is retryable") 
   http.push(kScoresV3, 200, R"({"data":[{"id":"x")");
   auto page = client.scores(ScoreQuery{}, {});
   CHECK(page.status().kind() == ErrorKind::kRetryable);
-  CHECK(page.status().message().rfind("GET /api/public/v3/scores: malformed response: ", 0) ==
-        0);
+  CHECK(page.status().message().rfind("GET /api/public/v3/scores: malformed response: ", 0) == 0);
 }
 
 TEST_CASE_FIXTURE(Fixture, "the cursor just used is passed to the parser") {

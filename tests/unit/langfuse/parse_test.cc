@@ -477,9 +477,9 @@ TEST_CASE("observations: input/output of every shape") {
   CHECK(legacy->errors[1].reason == "output: number out of range for a double");
 
   // A v2 server that sent values instead of strings is read the legacy way.
-  auto v2 = parse_observations_v2(v2_obs_page(
-      R"({"id":"a","traceId":"t","type":"SPAN","startTime":"2025-01-01T00:00:00Z",)"
-      R"("input":{"already":"parsed"},"output":"tab\tand \u0001 control"})"));
+  auto v2 = parse_observations_v2(
+      v2_obs_page(R"({"id":"a","traceId":"t","type":"SPAN","startTime":"2025-01-01T00:00:00Z",)"
+                  R"("input":{"already":"parsed"},"output":"tab\tand \u0001 control"})"));
   REQUIRE(v2.ok());
   REQUIRE(v2->observations.size() == 1);
   CHECK(v2->observations[0].input_json == R"({"already":"parsed"})");
@@ -530,8 +530,7 @@ TEST_CASE("json_text_from_raw_string") {
   CHECK(json_text_from_raw_string("line\n\"two\"") == R"("line\n\"two\"")");
   CHECK(json_text_from_raw_string("1e400") == R"("1e400")");  // not representable: kept as text
   CHECK(json_text_from_raw_string("bad \xff") == "\"bad \xEF\xBF\xBD\"");
-  CHECK(json_text_from_raw_string(std::string("nul\0\x1f\b\\/", 8)) ==
-        R"("nul\u0000\u001f\b\\/")");
+  CHECK(json_text_from_raw_string(std::string("nul\0\x1f\b\\/", 8)) == R"("nul\u0000\u001f\b\\/")");
   CHECK(json_text_from_raw_string("caf\xC3\xA9") == "\"caf\xC3\xA9\"");
 }
 
@@ -601,22 +600,22 @@ TEST_CASE("deep nesting: an item deeper than the limit is a record error, no cra
     CHECK(raw->observations[0].input_json == deep_text);
   }
   SUBCASE("a deep body outside the items is malformed") {
-    const std::string deep_meta = R"({"data":[],"meta":)" + std::string(100'000, '[') +
-                                  std::string(100'000, ']') + "}";
+    const std::string deep_meta =
+        R"({"data":[],"meta":)" + std::string(100'000, '[') + std::string(100'000, ']') + "}";
     check_malformed(parse_observations_v2(deep_meta).status());
     check_malformed(parse_health(std::string(100'000, '[') + std::string(100'000, ']')).status());
-    check_malformed(parse_health(R"({"x":)" + std::string(100'000, '[') +
-                                 std::string(100'000, ']') + "}")
-                        .status());
+    check_malformed(
+        parse_health(R"({"x":)" + std::string(100'000, '[') + std::string(100'000, ']') + "}")
+            .status());
   }
 }
 
 TEST_CASE("huge numbers: beyond a double is a record error, big but finite is kept") {
-  auto page = parse_scores_v3(v3_page(
-      R"({"id":"inf","name":"n","timestamp":"2025-01-01T00:00:00Z","value":1e400},)"
-      R"({"id":"big","name":"n","timestamp":"2025-01-01T00:00:00Z",)"
-      R"("value":123456789012345678901234567890},)"
-      R"({"id":"neg","name":"n","timestamp":"2025-01-01T00:00:00Z","value":-1e400})"));
+  auto page = parse_scores_v3(
+      v3_page(R"({"id":"inf","name":"n","timestamp":"2025-01-01T00:00:00Z","value":1e400},)"
+              R"({"id":"big","name":"n","timestamp":"2025-01-01T00:00:00Z",)"
+              R"("value":123456789012345678901234567890},)"
+              R"({"id":"neg","name":"n","timestamp":"2025-01-01T00:00:00Z","value":-1e400})"));
   REQUIRE(page.ok());
   REQUIRE(page->errors.size() == 2);
   CHECK(page->errors[0].record_id == "inf");
@@ -638,7 +637,8 @@ TEST_CASE("bodies that are not a page are malformed (retryable)") {
       R"({"data":[1,2)",
       R"({"data":[{"id":"a"}],"meta":{"cursor":"x"})",
       "<html><body>502 Bad Gateway</body></html>",
-      R"({"data":[],"meta":{"cursor":"\ud800"})" "\xff",
+      R"({"data":[],"meta":{"cursor":"\ud800"})"
+      "\xff",
   };
   for (const auto& body : bodies) {
     CAPTURE(body);

@@ -89,9 +89,9 @@ std::vector<FakeHttpClient::Recorded> FakeHttpClient::requests() const {
 
 std::size_t FakeHttpClient::count(const std::string& path) const {
   std::lock_guard lock(mu_);
-  return static_cast<std::size_t>(std::count_if(
-      recorded_.begin(), recorded_.end(),
-      [&](const Recorded& r) { return path.empty() || r.path == path; }));
+  return static_cast<std::size_t>(
+      std::count_if(recorded_.begin(), recorded_.end(),
+                    [&](const Recorded& r) { return path.empty() || r.path == path; }));
 }
 
 std::size_t FakeHttpClient::pending() const {
@@ -129,8 +129,7 @@ std::optional<std::string> FakeHttpClient::query_param(const std::string& query,
   auto decode = [&](std::string_view text) {
     std::string out;
     for (std::size_t i = 0; i < text.size(); ++i) {
-      if (text[i] == '%' && i + 2 < text.size() && hex(text[i + 1]) >= 0 &&
-          hex(text[i + 2]) >= 0) {
+      if (text[i] == '%' && i + 2 < text.size() && hex(text[i + 1]) >= 0 && hex(text[i + 2]) >= 0) {
         out.push_back(static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2])));
         i += 2;
       } else if (text[i] == '+') {
