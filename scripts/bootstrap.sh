@@ -11,7 +11,7 @@ packages=(
   libcurl4-openssl-dev libsqlite3-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   doctest-dev libtomlplusplus-dev libcli11-dev libssl-dev
   python3 sqlite3 openssl ca-certificates
-  strace systemd clang llvm libclang-rt-14-dev dpkg-dev file
+  strace systemd clang llvm libclang-rt-14-dev dpkg-dev file lintian man-db
 )
 
 missing=()

@@ -6,8 +6,13 @@
 // loop has shown progress within the watchdog interval, STOPPING=1 on shutdown. SIGHUP reloads
 // the configuration; a bad one is reported and the old one kept.
 #include <fmt/format.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 #include "app/app_support.h"
@@ -25,31 +30,77 @@
 namespace lfh {
 namespace {
 
-// Pings the systemd watchdog at half its interval while the main loop keeps beating.
+// Pings the systemd watchdog at half its interval while the service shows signs of life: a beat
+// from the main loop (each step of a pass, each slice of a sleep) or HTTP activity (a request
+// granted by the budget or finished). Some stretches are silent though healthy: a score poll
+// reports no steps however many pages it reads, a retry wait lasts up to the poll interval, one
+// request up to request_timeout after waiting for the budget. So silence is tolerated for
+// `grace` (at least the watchdog interval); after that the pinger stops and systemd restarts the
+// service one watchdog interval later.
 class WatchdogPinger {
  public:
-  WatchdogPinger(const Notifier& notifier, Clock& clock) : notifier_(notifier), clock_(clock) {
+  /// activity: a counter that grows with HTTP activity; called from the pinger's thread.
+  WatchdogPinger(const Notifier& notifier, Clock& clock, Millis allowed_silence,
+                 std::function<std::uint64_t()> activity)
+      : notifier_(notifier), clock_(clock), activity_(std::move(activity)) {
     auto interval = Notifier::watchdog_interval();
     if (!interval || !notifier_.enabled()) return;
     interval_ = *interval;
+    set_grace(allowed_silence);
     beat();
     thread_ = std::jthread([this](std::stop_token stop) {
+      std::uint64_t seen = activity_();
       while (clock_.sleep_for(interval_ / 2, stop)) {
-        auto since = clock_.mono() - std::chrono::steady_clock::time_point(
-                                         std::chrono::steady_clock::duration(last_beat_.load()));
-        if (since < interval_) notifier_.watchdog();
+        if (const std::uint64_t now = activity_(); now != seen) {
+          seen = now;
+          beat();
+        }
+        const auto since = clock_.mono().time_since_epoch().count() - last_beat_.load();
+        if (std::chrono::steady_clock::duration(since) < std::max<Millis>(interval_, grace())) {
+          notifier_.watchdog();
+        }
       }
     });
   }
   void beat() { last_beat_.store(clock_.mono().time_since_epoch().count()); }
+  void set_grace(Millis allowed_silence) { grace_ms_.store(allowed_silence.count()); }
 
  private:
+  Millis grace() const { return Millis(grace_ms_.load()); }
+
   const Notifier& notifier_;
   Clock& clock_;
+  std::function<std::uint64_t()> activity_;
   Millis interval_{0};
   std::atomic<std::chrono::steady_clock::rep> last_beat_{0};
+  std::atomic<Millis::rep> grace_ms_{0};
   std::jthread thread_;
 };
+
+// The longest healthy silence of the main loop under `c`: a wait for a retry (up to the poll
+// interval), a wait for the (maintenance) request budget, one whole request, and a margin.
+Millis silence_allowed(const Config& c) {
+  const double per_second =
+      c.requests_per_minute ? *c.requests_per_minute / 60.0 : c.requests_per_second;
+  const double share = c.maintenance_share > 0 ? c.maintenance_share : 1.0;
+  const auto budget_wait = Millis(static_cast<Millis::rep>(1000.0 / (per_second * share)));
+  return std::chrono::duration_cast<Millis>(c.poll_interval + c.request_timeout) + budget_wait +
+         std::chrono::minutes(1);
+}
+
+// Sleeps `duration` in slices of at most a second, beating the watchdog, until stopped or a
+// reload is pending.
+void sleep_alive(Clock& clock, Millis duration, std::stop_token stop, WatchdogPinger& watchdog,
+                 const SignalWatcher& signals) {
+  const auto wake = clock.mono() + duration;
+  while (!stop.stop_requested() && clock.mono() < wake) {
+    watchdog.beat();
+    auto slice =
+        std::min<std::chrono::steady_clock::duration>(wake - clock.mono(), std::chrono::seconds(1));
+    clock.sleep_until(clock.mono() + slice, stop);
+    if (signals.reload_pending()) break;
+  }
+}
 
 std::string status_line(const PassReport& r, SysTime next_poll) {
   auto t = format_iso8601(next_poll);
@@ -68,6 +119,11 @@ void write_metrics_file(const std::string& path, const std::string& db) {
     return;
   }
   Status s = file->write(render_prometheus(*snapshot));
+  // node_exporter reads the file as another user, and it holds nothing secret: make it
+  // world-readable before it appears under its name (the umask of the unit is 0077).
+  if (s.ok() && ::chmod(file->temp_path().c_str(), 0644) != 0) {
+    log::warn("metrics file {}: cannot make it readable by node_exporter", path);
+  }
   if (s.ok()) s = file->commit();
   if (!s.ok()) log::warn("metrics file {}: {}", path, s.message());
 }
@@ -90,9 +146,21 @@ int cmd_run(const CommonOptions& common) {
     return exit_code_for(rt.status());
   }
   std::unique_ptr<Runtime> runtime = std::move(rt).value();
+  std::mutex runtime_mu;  // the watchdog thread reads the HTTP counters; a reload swaps runtime
   notifier.ready();
   notifier.status("database ready; connecting to " + config->base_url);
-  WatchdogPinger watchdog(notifier, runtime->clock());
+  SystemClock watchdog_clock;
+  WatchdogPinger watchdog(notifier, watchdog_clock, silence_allowed(*config), [&] {
+    std::lock_guard lock(runtime_mu);
+    const auto stats = runtime->http_stats();
+    return stats.requests + stats.transport_errors + stats.cancelled + stats.bytes_received;
+  });
+  // STOPPING=1 as soon as the stop is requested (from the signal thread), not after the pass
+  // has wound down: systemd then shows "deactivating" at once.
+  std::atomic<bool> stopping_sent{false};
+  std::stop_callback announce_stop(stop, [&] {
+    if (!stopping_sent.exchange(true)) notifier.stopping();
+  });
   log::info("lfharvest service started (database {}, poll every {}s)", config->database,
             config->poll_interval.count());
 
@@ -117,8 +185,12 @@ int cmd_run(const CommonOptions& common) {
         if (!next.ok()) {
           log::error("reload: {}; keeping the running configuration", next.status().message());
         } else {
-          runtime = std::move(next).value();
+          {
+            std::lock_guard lock(runtime_mu);
+            runtime = std::move(next).value();
+          }
           config = fresh;
+          watchdog.set_grace(silence_allowed(*config));
           connected = false;
           http_before = runtime->http_stats();
           log::info("configuration reloaded");
@@ -138,7 +210,7 @@ int cmd_run(const CommonOptions& common) {
         log::warn("{}; trying again in {}s", s.message(), config->poll_interval.count());
         notifier.status("server unreachable: " + s.message());
         (void)runtime->store().record_event(std::nullopt, "error", "connect", "", s.message());
-        runtime->clock().sleep_for(config->poll_interval, stop);
+        sleep_alive(runtime->clock(), config->poll_interval, stop, watchdog, signals);
         continue;
       }
       connected = true;
@@ -188,16 +260,9 @@ int cmd_run(const CommonOptions& common) {
     const SysTime next_poll = runtime->clock().now() + config->poll_interval;
     notifier.status(status_line(report, next_poll));
     // Sleep in slices so the watchdog sees a live loop and a reload is picked up promptly.
-    const auto wake = runtime->clock().mono() + config->poll_interval;
-    while (!stop.stop_requested() && runtime->clock().mono() < wake) {
-      watchdog.beat();
-      auto slice = std::min<std::chrono::steady_clock::duration>(
-          wake - runtime->clock().mono(), std::chrono::seconds(1));
-      runtime->clock().sleep_until(runtime->clock().mono() + slice, stop);
-      if (signals.reload_pending()) break;
-    }
+    sleep_alive(runtime->clock(), config->poll_interval, stop, watchdog, signals);
   }
-  notifier.stopping();
+  if (!stopping_sent.exchange(true)) notifier.stopping();
   log::info("lfharvest service stopped");
   return exit_code;
 }

@@ -136,7 +136,7 @@ Status FdWriter::close() {
 }
 
 std::string temp_file_prefix(const std::string& target_path) {
-  return "." + split_path(target_path).second + ".tmp.";
+  return fmt::format(".{}.tmp.", split_path(target_path).second);
 }
 
 AtomicFile::AtomicFile(std::string target, std::string temp, FdWriter writer)
@@ -157,12 +157,12 @@ AtomicFile::~AtomicFile() {
 
 Result<AtomicFile> AtomicFile::create(const std::string& target_path) {
   if (target_path.empty() || target_path.back() == '/') {
-    return Status::Error(ErrorKind::kConfig, fmt::format("output path '{}' names no file",
-                                                         target_path));
+    return Status::Error(ErrorKind::kConfig,
+                         fmt::format("output path '{}' names no file", target_path));
   }
   auto [folder, name] = split_path(target_path);
-  const std::string prefix = folder + "/" + temp_file_prefix(target_path) +
-                             std::to_string(::getpid()) + ".";
+  const std::string prefix =
+      fmt::format("{}/{}{}.", folder, temp_file_prefix(target_path), ::getpid());
   for (int attempt = 0;; ++attempt) {
     std::string temp = prefix + random_suffix();
     int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
@@ -214,7 +214,8 @@ Result<std::size_t> remove_stale_temp_files(const std::string& target_path) {
     if (pid == self) continue;
     // kill(pid, 0) fails with ESRCH only when no such process exists (EPERM: alive, not ours).
     // A pid beyond pid_t cannot be alive.
-    const bool alive = pid <= INT32_MAX && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH);
+    const bool alive =
+        pid <= INT32_MAX && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH);
     if (alive) continue;
     std::string path = folder + "/" + std::string(file);
     if (::unlink(path.c_str()) == 0) {

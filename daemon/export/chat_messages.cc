@@ -29,8 +29,8 @@ std::string canonical_role(const std::string& role) {
 }
 
 // Copies the keys OpenAI accepts, in a fixed order. role_override forces the role (outputs).
-bool normalize_message(const Json& m, const char* role_override, const char* bad_code,
-                       Json& out, SkipReason& skip) {
+bool normalize_message(const Json& m, const char* role_override, const char* bad_code, Json& out,
+                       SkipReason& skip) {
   if (!m.is_object()) return fail(skip, bad_code, "message is not an object");
   std::string role;
   if (role_override) {

@@ -49,8 +49,8 @@ Result<Plan> plan_export(const ExportSpec& spec) {
   }
   auto pick = parse_pick(spec.pick);
   if (!pick) {
-    return config_error(fmt::format(
-        "unknown pick '{}' (last-generation, all-generations, root)", spec.pick));
+    return config_error(
+        fmt::format("unknown pick '{}' (last-generation, all-generations, root)", spec.pick));
   }
   if (spec.out.empty()) return config_error("no output path (use - for standard output)");
   if (spec.min && spec.max && *spec.min > *spec.max) {
@@ -164,8 +164,12 @@ class TerminalProgress {
   std::chrono::steady_clock::time_point last_{};
 };
 
-Json optional_json(const std::optional<std::string>& v) { return v ? Json(*v) : Json(nullptr); }
-Json optional_json(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
+Json optional_json(const std::optional<std::string>& v) {
+  return v ? Json(*v) : Json(nullptr);
+}
+Json optional_json(const std::optional<double>& v) {
+  return v ? Json(*v) : Json(nullptr);
+}
 
 std::string manifest_text(const ExportRequest& request, const Plan& plan,
                           const ExportSummary& summary, int schema_version, SysTime now) {
@@ -230,8 +234,7 @@ std::size_t ExportSummary::skipped() const {
   return total;
 }
 
-Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock,
-                                 std::stop_token stop) {
+Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock, std::stop_token stop) {
   const auto started = clock.mono();
   auto plan_result = plan_export(request.spec);
   if (!plan_result.ok()) return plan_result.status();
@@ -273,9 +276,9 @@ Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock,
 
   std::int64_t run_id = 0;
   if (state) {
-    auto run = state->begin_run(spec.name, export_format_name(plan.format),
-                                pick_name(plan.query.pick), spec.incremental,
-                                format_iso8601(clock.now()));
+    auto run =
+        state->begin_run(spec.name, export_format_name(plan.format), pick_name(plan.query.pick),
+                         spec.incremental, format_iso8601(clock.now()));
     if (!run.ok()) return run.status();
     run_id = *run;
   }
@@ -283,7 +286,9 @@ Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock,
 
   if (Status s = reader.start(plan.query); !s.ok()) return s;
   RecordFraming framing(plan.format);
-  TerminalProgress terminal(request.progress_on_tty, clock);
+  // Not when the data itself goes to the same terminal: the two would interleave.
+  const bool data_on_terminal = plan.to_stdout && ::isatty(request.stdout_fd) == 1;
+  TerminalProgress terminal(request.progress_on_tty && !data_on_terminal, clock);
   ExportProgress progress;
   DatasetRow row;
   ConvertedRecord converted;
@@ -351,8 +356,8 @@ Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock,
     // Last, after the file is in place: a crash before this commit makes the next incremental
     // run export these records again rather than lose them.
     if (Status s = state->add_pending(run_id, pending); !s.ok()) return s;
-    ExportRunTotals totals{summary.records, summary.unchanged, summary.skipped(), summary.bytes,
-                           spec.out, summary.sha256};
+    ExportRunTotals totals{summary.records, summary.unchanged, summary.skipped(),
+                           summary.bytes,   spec.out,          summary.sha256};
     if (Status s = state->finish_run(run_id, spec.name, format_iso8601(clock.now()), totals);
         !s.ok()) {
       return s;
@@ -375,9 +380,9 @@ std::string format_bytes(std::uint64_t bytes) {
 }
 
 std::string format_summary_line(const ExportSummary& s) {
-  std::string line = fmt::format(
-      "exported {} record{} ({}) to {} in {:.1f} s", s.records, s.records == 1 ? "" : "s",
-      format_bytes(s.bytes), s.out_path == "-" ? "standard output" : s.out_path, s.seconds);
+  std::string line = fmt::format("exported {} record{} ({}) to {} in {:.1f} s", s.records,
+                                 s.records == 1 ? "" : "s", format_bytes(s.bytes),
+                                 s.out_path == "-" ? "standard output" : s.out_path, s.seconds);
   if (s.unchanged > 0) line += fmt::format("; {} unchanged since the last run", s.unchanged);
   if (const std::size_t skipped = s.skipped(); skipped > 0) {
     line += fmt::format("; skipped {} (", skipped);

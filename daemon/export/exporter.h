@@ -37,7 +37,7 @@ struct ExportProgress {
 };
 
 struct ExportRequest {
-  ExportSpec spec;      // format, out ("-" = standard output), filters, pick, positive, name...
+  ExportSpec spec;  // format, out ("-" = standard output), filters, pick, positive, name...
   std::string db_path;
   /// Show a progress line on standard error while exporting, when it is a terminal.
   bool progress_on_tty = false;
@@ -53,7 +53,7 @@ struct ExportSummary {
   std::map<std::string, std::size_t> skipped_by_reason;  // code -> count (export/formats.h)
   std::size_t unfetched_traces = 0;  // matching scores whose trace is not fetched yet
   std::uint64_t bytes = 0;
-  double seconds = 0;  // monotonic, from the injected Clock
+  double seconds = 0;         // monotonic, from the injected Clock
   std::string out_path;       // "-" for standard output
   std::string manifest_path;  // empty for standard output
   std::string sha256;         // of the data file's bytes
@@ -67,8 +67,7 @@ struct ExportSummary {
 /// (not an lfharvest database, or one newer than this program), kCancelled (stop requested; the
 /// target is left as it was). On any error the target and its manifest are untouched and no temp
 /// file is left behind.
-Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock,
-                                 std::stop_token stop);
+Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock, std::stop_token stop);
 
 /// "exported 120 records (1.4 MiB) to good.jsonl in 0.3 s; skipped 3 (missing_output: 2,
 /// no_generation: 1)" plus unchanged and not-yet-fetched counts when there are any.

@@ -239,13 +239,11 @@ bool sharegpt_speaker(const std::string& role, std::string& from) {
 std::string tool_calls_value(const Json& calls) {
   Json out = Json::array();
   for (const Json& call : calls) {
-    const Json& function =
-        call.is_object() && call.contains("function") ? call["function"] : call;
+    const Json& function = call.is_object() && call.contains("function") ? call["function"] : call;
     Json item = Json::object();
     item["name"] = function.is_object() && function.contains("name") ? function["name"] : Json();
-    Json arguments = function.is_object() && function.contains("arguments")
-                         ? function["arguments"]
-                         : Json(nullptr);
+    Json arguments = function.is_object() && function.contains("arguments") ? function["arguments"]
+                                                                            : Json(nullptr);
     if (arguments.is_string()) {
       Json parsed;
       if (parse_json_text(arguments.get_ref<const std::string&>(), parsed)) {
@@ -276,7 +274,8 @@ bool sharegpt_record(const DatasetRow& row, Json& record, SkipReason& skip) {
     const bool has_calls = m.contains("tool_calls");
     if (!has_calls || !text.empty()) turns.push_back(Json{{"from", from}, {"value", text}});
     if (has_calls) {
-      turns.push_back(Json{{"from", "function_call"}, {"value", tool_calls_value(m["tool_calls"])}});
+      turns.push_back(
+          Json{{"from", "function_call"}, {"value", tool_calls_value(m["tool_calls"])}});
     }
   }
   record = Json::object();

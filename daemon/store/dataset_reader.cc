@@ -58,12 +58,15 @@ std::string in_list(std::string_view column, std::string_view prefix, std::size_
 }
 
 // The conditions a score must meet, on table alias `a`. Parameter names do not depend on the
-// alias, so the same filter can appear twice in one statement and be bound once.
+// alias, so the same filter can appear twice in one statement and be bound once. Every column is
+// written as +a.column so that no filter can steer the planner away from scores_by_trace: without
+// statistics it would pick scores_by_timestamp or scores_by_name and scan a whole project's scores
+// once per trace.
 std::string score_filter(const DatasetQuery& q, std::string_view a) {
-  std::string sql = fmt::format("{0}.deleted_at IS NULL AND {0}.trace_id IS NOT NULL", a);
-  if (!q.source.empty()) sql += fmt::format(" AND {}.source = :source", a);
+  std::string sql = fmt::format("+{0}.deleted_at IS NULL AND +{0}.trace_id IS NOT NULL", a);
+  if (!q.source.empty()) sql += fmt::format(" AND +{}.source = :source", a);
   if (!q.score_names.empty()) {
-    sql += " AND " + in_list(fmt::format("{}.name", a), "name", q.score_names.size());
+    sql += " AND " + in_list(fmt::format("+{}.name", a), "name", q.score_names.size());
   }
   if (!q.values.empty()) {
     sql += " AND (";
@@ -75,28 +78,29 @@ std::string score_filter(const DatasetQuery& q, std::string_view a) {
         case ValueKind::kBoolean:
           // Current API: value true/false. Legacy API: value 1/0 and stringValue "True"/"False".
           sql += fmt::format(
-              "({0}.value_json = :vj{1} OR ({0}.data_type = 'BOOLEAN' AND ({0}.value_num = :vn{1} "
+              "(+{0}.value_json = :vj{1} OR (+{0}.data_type = 'BOOLEAN' AND (+{0}.value_num = "
+              ":vn{1} "
               "OR lower({0}.string_value) = :vj{1})))",
               a, i);
           break;
         case ValueKind::kNumber:
           sql += fmt::format(
-              "({0}.value_num = :vn{1} OR {0}.string_value = :v{1} OR {0}.value_json = :vj{1})", a,
-              i);
+              "(+{0}.value_num = :vn{1} OR +{0}.string_value = :v{1} OR +{0}.value_json = :vj{1})",
+              a, i);
           break;
         case ValueKind::kLabel:
-          sql += fmt::format("({0}.string_value = :v{1} OR {0}.value_json = :vj{1})", a, i);
+          sql += fmt::format("(+{0}.string_value = :v{1} OR +{0}.value_json = :vj{1})", a, i);
           break;
       }
     }
     sql += ")";
   }
-  if (q.min_value) sql += fmt::format(" AND {}.value_num >= :min_value", a);
-  if (q.max_value) sql += fmt::format(" AND {}.value_num <= :max_value", a);
-  if (q.since) sql += fmt::format(" AND {}.timestamp >= :since", a);
-  if (q.until) sql += fmt::format(" AND {}.timestamp < :until", a);
+  if (q.min_value) sql += fmt::format(" AND +{}.value_num >= :min_value", a);
+  if (q.max_value) sql += fmt::format(" AND +{}.value_num <= :max_value", a);
+  if (q.since) sql += fmt::format(" AND +{}.timestamp >= :since", a);
+  if (q.until) sql += fmt::format(" AND +{}.timestamp < :until", a);
   if (!q.environments.empty()) {
-    sql += " AND " + in_list(fmt::format("{}.environment", a), "env", q.environments.size());
+    sql += " AND " + in_list(fmt::format("+{}.environment", a), "env", q.environments.size());
   }
   return sql;
 }
@@ -146,7 +150,8 @@ constexpr const char* kTraceDone =
 
 // One page of traces with a matching score, each with its representative score. The page walks
 // scores_by_trace in key order and stops after :page_size traces, so a page costs about its own
-// size whatever the position.
+// size whatever the position. The representative's ORDER BY uses +column for the same reason as
+// score_filter(): ordering by a bare timestamp makes the planner walk scores_by_timestamp.
 std::string page_sql(const DatasetQuery& q, bool after_key) {
   std::string preference;
   if (!q.preferred_data_types.empty()) {
@@ -165,7 +170,7 @@ std::string page_sql(const DatasetQuery& q, bool after_key) {
       "FROM page p JOIN scores r ON r.rowid = ("
       " SELECT s2.rowid FROM scores s2"
       " WHERE s2.project_id = p.project_id AND s2.trace_id = p.trace_id AND {3}"
-      " ORDER BY {4}s2.timestamp DESC, s2.score_id DESC LIMIT 1) "
+      " ORDER BY {4}+s2.timestamp DESC, +s2.score_id DESC LIMIT 1) "
       "ORDER BY p.project_id, p.trace_id",
       score_filter(q, "s"),
       after_key ? " AND (s.project_id, s.trace_id) > (:after_project, :after_trace)" : "",
@@ -196,7 +201,9 @@ constexpr const char* kObservationSql =
     " output_json, attributes_json FROM observations"
     " WHERE project_id = :project AND observation_id = :id";
 
-std::size_t opt_size(const std::optional<std::string>& s) { return s ? s->size() : 0; }
+std::size_t opt_size(const std::optional<std::string>& s) {
+  return s ? s->size() : 0;
+}
 
 void assign_opt(std::optional<std::string>& out, sql::Stmt& stmt, int col) {
   if (stmt.is_null(col)) {
@@ -232,7 +239,9 @@ Result<DatasetReader> DatasetReader::open(const std::string& path) {
   return reader;
 }
 
-Result<int> DatasetReader::schema_version() { return lfh::schema_version(*db_); }
+Result<int> DatasetReader::schema_version() {
+  return lfh::schema_version(*db_);
+}
 
 Result<std::size_t> DatasetReader::count_unfetched_traces(const DatasetQuery& query) {
   std::string sql = fmt::format(
@@ -491,8 +500,8 @@ Result<ExportStateStore> ExportStateStore::open(const std::string& path) {
 }
 
 Result<std::int64_t> ExportStateStore::begin_run(std::string_view export_name,
-                                                  std::string_view format, std::string_view pick,
-                                                  bool incremental, std::string_view started_at) {
+                                                 std::string_view format, std::string_view pick,
+                                                 bool incremental, std::string_view started_at) {
   sql::Transaction tx(db_);
   if (Status s = tx.begin(); !s.ok()) return s;
   auto drop = db_.prepare(

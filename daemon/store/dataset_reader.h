@@ -4,10 +4,10 @@
 // DatasetReader opens the database read-only and reads it in pages of traces ordered by
 // (project_id, trace_id). Each page is one short read transaction, so an export of any size never
 // pins the WAL for long while `lfharvest run` writes; a page also ends early once it has produced
-// a budget of bytes of row data (PageLimits). Every record is read from one consistent snapshot; two pages
-// may see different snapshots (a record changed by a concurrent sync appears either as it was or
-// as it is, never half of each). On a database nobody writes to, the same query gives the same
-// rows in the same order.
+// a budget of bytes of row data (PageLimits). Every record is read from one consistent snapshot;
+// two pages may see different snapshots (a record changed by a concurrent sync appears either as it
+// was or as it is, never half of each). On a database nobody writes to, the same query gives the
+// same rows in the same order.
 //
 // ExportStateStore is the short read-write side used by named exports. Both classes are used by
 // one thread at a time.
@@ -40,11 +40,11 @@ struct DatasetQuery {
   /// Any of these: "true"/"false" (BOOLEAN scores), a number (value_num, or a label spelled that
   /// way), or a label (string value).
   std::vector<std::string> values;
-  std::string source;  // ANNOTATION | API | EVAL; empty = any
+  std::string source;               // ANNOTATION | API | EVAL; empty = any
   std::optional<double> min_value;  // inclusive, on value_num
   std::optional<double> max_value;
-  std::optional<std::string> since;  // inclusive, canonical ISO 8601, on the score timestamp
-  std::optional<std::string> until;  // exclusive
+  std::optional<std::string> since;       // inclusive, canonical ISO 8601, on the score timestamp
+  std::optional<std::string> until;       // exclusive
   std::vector<std::string> environments;  // score environment
   ObservationPick pick = ObservationPick::kLastGeneration;
   /// When a trace has several matching scores, the representative is the first by: data type in
@@ -88,7 +88,7 @@ struct DatasetRow {
 
 /// How much one read transaction covers.
 struct PageLimits {
-  int traces = 256;  // a page holds at most this many traces...
+  int traces = 256;               // a page holds at most this many traces...
   std::size_t bytes = 64u << 20;  // ...and ends at the next trace boundary after this many bytes
 };
 
@@ -186,8 +186,8 @@ class ExportStateStore {
 
   /// In one transaction: moves the run's pending records into export_records and marks the run
   /// finished with its totals.
-  Status finish_run(std::int64_t run_id, std::string_view export_name,
-                    std::string_view finished_at, const ExportRunTotals& totals);
+  Status finish_run(std::int64_t run_id, std::string_view export_name, std::string_view finished_at,
+                    const ExportRunTotals& totals);
 
  private:
   explicit ExportStateStore(sql::Db db) : db_(std::move(db)) {}

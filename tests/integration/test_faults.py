@@ -4,10 +4,12 @@ Retry-After, and keeps the request limits."""
 from __future__ import annotations
 
 import collections
+import datetime
 import unittest
 
-from lfh_testlib import (EXIT_OK, FakeLangfuse, Workspace, compare_with_truth, db_scalar,
-                         fault_mix, integrity_check, page_key, report, sync_until_done)
+from lfh_testlib import (EXIT_OK, EXIT_TEMPFAIL, FakeLangfuse, Workspace, compare_with_truth,
+                         db_scalar, fault_mix, integrity_check, page_key, report, sync_until_done,
+                         wait_until)
 
 LIMITS = {"requests_per_second": 100, "max_in_flight": 3}
 RETRY = {"backoff_base_ms": 100, "backoff_cap_seconds": 3, "max_attempts": 10,
@@ -77,6 +79,32 @@ class FaultsTest(unittest.TestCase):
             report("faults.retries_earlier_than_retry_after", len(early))
             self.assertGreater(checked, 0)
             self.assertEqual(early, [])
+
+    def test_exit_75_then_the_next_passes_finish(self) -> None:
+        # Backoff up to 2 s but --max-wait 0: a pass stops (exit 75) as soon as only retries
+        # that are not due yet remain; the following passes pick them up.
+        with FakeLangfuse(traces=200, seed=6) as fake, Workspace(fake) as ws:
+            ws.write_config({"limits": LIMITS, "retry": {**RETRY, "backoff_base_ms": 2000}})
+            fake.faults(fault_mix(0.30, path=r"^/api/public/v2/observations"), seed=9)
+            codes = []
+            for _ in range(30):
+                result = ws.run("sync", "--max-wait", "0")
+                codes.append(result.rc)
+                if result.rc != EXIT_TEMPFAIL:
+                    break
+                self.assertIn("waiting for a retry", result.stderr)
+                # Wait (bounded) until the earliest retry is due, as a timer would.
+                due = db_scalar(ws.db, "SELECT min(next_attempt_at) FROM traces WHERE state = 'retry'")
+                if due:
+                    at = datetime.datetime.fromisoformat(due.replace("Z", "+00:00"))
+                    wait_until(lambda: datetime.datetime.now(datetime.timezone.utc) >= at, timeout=30)
+            report("faults.exit75.codes", codes)
+            self.assertEqual(codes[-1], EXIT_OK)
+            self.assertIn(EXIT_TEMPFAIL, codes)
+            fake.clear_faults()
+            problems, figures = compare_with_truth(ws.db, fake.truth())
+            self.assertEqual(problems, [], "\n".join(problems[:20]))
+            report("faults.exit75.traces_done", figures["db_done"])
 
 
 if __name__ == "__main__":

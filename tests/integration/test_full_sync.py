@@ -84,6 +84,19 @@ class FullSyncTest(unittest.TestCase):
             # The budget is used, not wasted: at least 60% of 5/s over the whole sync.
             self.assertGreater(achieved, 3.0)
 
+    def test_per_minute_budget_has_no_burst(self) -> None:
+        # 1,200 requests/minute = 20/s: smooth, never a minute's worth at once.
+        with FakeLangfuse(traces=120, seed=3) as fake, Workspace(fake) as ws:
+            ws.write_config({"limits": {"requests_per_minute": 1200, "max_in_flight": 2}})
+            result = ws.run("sync")
+            self.assertEqual(result.rc, 0, result.describe())
+            stats = fake.stats()
+            report("per_minute_budget.requests", stats["requests_total"])
+            report("per_minute_budget.max_per_second", f"{stats['max_per_second']} (limit 21)")
+            self.assertGreater(stats["requests_total"], 40)
+            self.assertLessEqual(stats["max_per_second"], 21)
+            self.assertLessEqual(stats["peak_in_flight"], 2)
+
 
 if __name__ == "__main__":
     unittest.main()

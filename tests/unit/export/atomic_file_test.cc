@@ -42,7 +42,9 @@ mode_t mode_of(const std::string& path) {
   return st.st_mode & 0777;
 }
 
-void touch(const std::string& path) { std::ofstream(path) << "partial"; }
+void touch(const std::string& path) {
+  std::ofstream(path) << "partial";
+}
 
 }  // namespace
 
@@ -111,10 +113,10 @@ TEST_CASE("stale temp files of dead processes are removed; live ones and others 
   // Far above any pid_max: that process cannot exist.
   touch(dir.file(".out.jsonl.tmp.99999999.0123abcd"));
   touch(dir.file(".out.jsonl.tmp.99999998.ffff"));
-  touch(dir.file(".out.jsonl.tmp.1.keep"));                          // pid 1 always runs
+  touch(dir.file(".out.jsonl.tmp.1.keep"));                                   // pid 1 always runs
   touch(dir.file(".out.jsonl.tmp." + std::to_string(::getpid()) + ".mine"));  // this process
-  touch(dir.file(".other.jsonl.tmp.99999999.x"));                    // another target
-  touch(dir.file(".out.jsonl.tmp.notapid.x"));                       // not our pattern
+  touch(dir.file(".other.jsonl.tmp.99999999.x"));                             // another target
+  touch(dir.file(".out.jsonl.tmp.notapid.x"));                                // not our pattern
   touch(dir.file("out.jsonl"));
   auto removed = remove_stale_temp_files(target);
   REQUIRE(removed.ok());

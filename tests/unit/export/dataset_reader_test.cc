@@ -99,14 +99,19 @@ TEST_CASE("last generation: latest start time, ties broken by the highest id") {
     sql::Db db = testing::open_migrated(path);
     testing::insert(db, TraceRow{"t"});
     // Inserted in an order that differs from the expected one: the API lists newest first.
-    testing::insert(db, ObservationRow{.observation_id = "b", .trace_id = "t",
-                                       .start_time = "2026-01-10T10:00:02.000Z"});
-    testing::insert(db, ObservationRow{.observation_id = "c", .trace_id = "t",
-                                       .start_time = "2026-01-10T10:00:01.000Z"});
-    testing::insert(db, ObservationRow{.observation_id = "a", .trace_id = "t",
-                                       .start_time = "2026-01-10T10:00:02.000Z"});
-    testing::insert(db, ObservationRow{.observation_id = "z-span", .trace_id = "t",
-                                       .type = "SPAN", .start_time = "2026-01-10T10:00:09.000Z"});
+    testing::insert(
+        db, ObservationRow{
+                .observation_id = "b", .trace_id = "t", .start_time = "2026-01-10T10:00:02.000Z"});
+    testing::insert(
+        db, ObservationRow{
+                .observation_id = "c", .trace_id = "t", .start_time = "2026-01-10T10:00:01.000Z"});
+    testing::insert(
+        db, ObservationRow{
+                .observation_id = "a", .trace_id = "t", .start_time = "2026-01-10T10:00:02.000Z"});
+    testing::insert(db, ObservationRow{.observation_id = "z-span",
+                                       .trace_id = "t",
+                                       .type = "SPAN",
+                                       .start_time = "2026-01-10T10:00:09.000Z"});
     testing::insert(db, ScoreRow{.score_id = "s", .trace_id = "t", .value_json = R"("Good")"});
   }
   DatasetQuery query;

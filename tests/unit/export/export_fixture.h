@@ -8,22 +8,9 @@
 #include <string>
 
 #include "store/sqlite.h"
+#include "support/temp_dir.h"
 
 namespace lfh::testing {
-
-/// A fresh folder under the system temp dir, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 struct TraceRow {
   std::string trace_id;

@@ -230,9 +230,9 @@ TEST_CASE("skips are counted by reason and the rest is exported") {
   auto summary = run(request);
   REQUIRE(summary.ok());
   CHECK(summary->records == 10);
-  CHECK(summary->skipped_by_reason ==
-        std::map<std::string, std::size_t>{
-            {"bad_stored_json", 1}, {"missing_output", 1}, {"no_generation", 1}});
+  CHECK(summary->skipped_by_reason == std::map<std::string, std::size_t>{{"bad_stored_json", 1},
+                                                                         {"missing_output", 1},
+                                                                         {"no_generation", 1}});
   CHECK(summary->skipped() == 3);
   CHECK(summary->unfetched_traces == 1);
   CHECK(lines_of(read_file(request.spec.out)).size() == 10);
@@ -261,10 +261,11 @@ TEST_CASE("named incremental export: everything, then nothing, then only what ch
     sql::Db db = testing::open_migrated(g.db);
     // An annotator edits one score; another trace gets a newer generation.
     REQUIRE(db.exec("UPDATE scores SET comment = 'edited' WHERE score_id = 's02'").ok());
-    testing::insert(db, testing::ObservationRow{
-                            .observation_id = "o12-gen-b", .trace_id = "t12-numeric",
-                            .start_time = "2026-01-10T10:30:00.000Z",
-                            .input_json = R"("Rate again.")", .output_json = R"("5/5")"});
+    testing::insert(db, testing::ObservationRow{.observation_id = "o12-gen-b",
+                                                .trace_id = "t12-numeric",
+                                                .start_time = "2026-01-10T10:30:00.000Z",
+                                                .input_json = R"("Rate again.")",
+                                                .output_json = R"("5/5")"});
   }
   auto third = run(request);
   REQUIRE(third.ok());
@@ -450,8 +451,7 @@ TEST_CASE("SIGKILL during an export leaves the old file or the new one, never a 
   // The next export cleans up what the killed ones left.
   auto after = run(request);
   REQUIRE(after.ok());
-  CHECK(names_in(dir.path()) ==
-        std::vector<std::string>{"data.json", "data.json.manifest.json"});
+  CHECK(names_in(dir.path()) == std::vector<std::string>{"data.json", "data.json.manifest.json"});
 }
 
 }  // namespace lfh

@@ -66,12 +66,14 @@ TEST_CASE("format and pick names round-trip and unknown names are refused") {
 
 TEST_CASE("openai-chat: the input shapes Langfuse stores") {
   SUBCASE("a plain string is one user message") {
-    CHECK(chat(generation(R"("hi")", R"("hello")")) ==
-          R"({"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]})");
+    CHECK(
+        chat(generation(R"("hi")", R"("hello")")) ==
+        R"({"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]})");
   }
   SUBCASE("an OpenAI request body; extra request keys are dropped") {
-    CHECK(chat(generation(R"({"model":"m","temperature":0,"messages":[{"role":"user","content":"q"}]})",
-                          R"("a")")) ==
+    CHECK(chat(generation(
+              R"({"model":"m","temperature":0,"messages":[{"role":"user","content":"q"}]})",
+              R"("a")")) ==
           R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]})");
   }
   SUBCASE("a single message object") {
@@ -79,19 +81,21 @@ TEST_CASE("openai-chat: the input shapes Langfuse stores") {
           R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]})");
   }
   SUBCASE("LangChain roles and tool calls under additional_kwargs") {
-    CHECK(chat(generation(
-              R"([{"role":"human","content":"q"},{"role":"ai","content":"","additional_kwargs":)"
-              R"({"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}},)"
-              R"({"role":"tool","tool_call_id":"c","content":"r"}])",
-              R"("a")")) ==
-          R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"","tool_calls":)"
-          R"([{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},)"
-          R"({"role":"tool","content":"r","tool_call_id":"c"},{"role":"assistant","content":"a"}]})");
+    CHECK(
+        chat(generation(
+            R"([{"role":"human","content":"q"},{"role":"ai","content":"","additional_kwargs":)"
+            R"({"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}},)"
+            R"({"role":"tool","tool_call_id":"c","content":"r"}])",
+            R"("a")")) ==
+        R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"","tool_calls":)"
+        R"([{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},)"
+        R"({"role":"tool","content":"r","tool_call_id":"c"},{"role":"assistant","content":"a"}]})");
   }
   SUBCASE("unknown message keys are dropped, name is kept") {
-    CHECK(chat(generation(R"([{"role":"user","name":"ann","content":"q","audio":null}])",
-                          R"("a")")) ==
-          R"({"messages":[{"role":"user","content":"q","name":"ann"},{"role":"assistant","content":"a"}]})");
+    CHECK(
+        chat(
+            generation(R"([{"role":"user","name":"ann","content":"q","audio":null}])", R"("a")")) ==
+        R"({"messages":[{"role":"user","content":"q","name":"ann"},{"role":"assistant","content":"a"}]})");
   }
 }
 
@@ -114,7 +118,8 @@ TEST_CASE("openai-chat: the output shapes Langfuse stores") {
           prefix + R"({"role":"assistant","content":"a"}]})");
   }
   SUBCASE("tool calls without content are kept") {
-    CHECK(chat(generation(input, R"({"role":"assistant","content":null,"tool_calls":[{"id":"c"}]})")) ==
+    CHECK(chat(generation(input,
+                          R"({"role":"assistant","content":null,"tool_calls":[{"id":"c"}]})")) ==
           prefix + R"({"role":"assistant","content":null,"tool_calls":[{"id":"c"}]}]})");
   }
 }
@@ -199,7 +204,8 @@ TEST_CASE("bad stored JSON is skipped in every format, never exported half-read"
 }
 
 TEST_CASE("nesting up to the limit is still exported") {
-  const std::string deep = std::string(kMaxJsonDepth - 1, '[') + std::string(kMaxJsonDepth - 1, ']');
+  const std::string deep =
+      std::string(kMaxJsonDepth - 1, '[') + std::string(kMaxJsonDepth - 1, ']');
   CHECK(convert(ExportFormat::kJson, generation(deep, R"("a")")).ok());
 }
 
@@ -237,7 +243,8 @@ TEST_CASE("json keeps the stored values; jsonl adds the identifiers") {
 }
 
 TEST_CASE("pretty-printed stored JSON still gives one line per record") {
-  auto row = generation("[\n  {\"role\": \"user\",\n   \"content\": \"line1\\nline2\"}\n]", R"("a")");
+  auto row =
+      generation("[\n  {\"role\": \"user\",\n   \"content\": \"line1\\nline2\"}\n]", R"("a")");
   for (auto format : {ExportFormat::kJsonl, ExportFormat::kOpenAiChat, ExportFormat::kShareGpt}) {
     ConvertedRecord out = convert(format, row);
     REQUIRE(out.ok());
@@ -246,8 +253,9 @@ TEST_CASE("pretty-printed stored JSON still gives one line per record") {
 }
 
 TEST_CASE("openai-dpo builds a preference pair from a CORRECTION score") {
-  auto row = generation(R"({"messages":[{"role":"user","content":"q"}],"tools":[{"type":"function"}]})",
-                        R"({"choices":[{"message":{"role":"assistant","content":"wrong"}}]})");
+  auto row =
+      generation(R"({"messages":[{"role":"user","content":"q"}],"tools":[{"type":"function"}]})",
+                 R"({"choices":[{"message":{"role":"assistant","content":"wrong"}}]})");
   row.score_data_type = "CORRECTION";
   row.score_value_json = R"("right")";
   row.score_string_value = "right";
@@ -350,8 +358,9 @@ TEST_CASE("record keys: one per trace, one per generation for all-generations") 
 }
 
 TEST_CASE("conversion is deterministic and never throws on odd values") {
-  auto row = generation(R"({"messages":[{"role":"user","content":"q"}],"n":1e300,"small":-0.0,"big":18446744073709551616})",
-                        R"("a")");
+  auto row = generation(
+      R"({"messages":[{"role":"user","content":"q"}],"n":1e300,"small":-0.0,"big":18446744073709551616})",
+      R"("a")");
   ConvertedRecord first = convert(ExportFormat::kJson, row);
   ConvertedRecord second = convert(ExportFormat::kJson, row);
   CHECK(first.ok());
