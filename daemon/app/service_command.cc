@@ -176,11 +176,13 @@ int cmd_run(const CommonOptions& common) {
     watchdog.beat();
     if (signals.take_reload()) {
       notifier.reloading();
-      int reload_code = kExitOk;
-      auto fresh = load_for_command(common, true, &reload_code);
-      if (!fresh) {
-        log::error("reload: keeping the running configuration");
+      // load_config, not load_for_command: a bad file must go to the log as an error (with its
+      // journal priority) and must not reset the running log level.
+      auto fresh = load_config(common.overrides, process_env(), LoadOptions{});
+      if (!fresh.ok()) {
+        log::error("reload: {}; keeping the running configuration", fresh.status().message());
       } else {
+        log::add_secret(fresh->secret_key);
         auto next = Runtime::create(*fresh);
         if (!next.ok()) {
           log::error("reload: {}; keeping the running configuration", next.status().message());
@@ -189,7 +191,8 @@ int cmd_run(const CommonOptions& common) {
             std::lock_guard lock(runtime_mu);
             runtime = std::move(next).value();
           }
-          config = fresh;
+          config = std::move(fresh).value();
+          log::set_level(config->log_level);
           watchdog.set_grace(silence_allowed(*config));
           connected = false;
           http_before = runtime->http_stats();

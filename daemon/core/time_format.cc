@@ -38,6 +38,8 @@ std::optional<SysTime> parse_iso8601(std::string_view s) {
       !expect(s, pos, '-') || !read_int(s, pos, 2, d)) {
     return std::nullopt;
   }
+  // The clock counts nanoseconds in 64 bits (about 1678..2262): keep well inside.
+  if (y < 1900 || y > 2200) return std::nullopt;
   year_month_day ymd{year(y), month(static_cast<unsigned>(mo)), day(static_cast<unsigned>(d))};
   if (!ymd.ok()) return std::nullopt;
   long long frac_ns = 0;

@@ -10,7 +10,8 @@
 namespace lfh {
 
 /// Parses "2024-05-01T12:00:00Z", "...T12:00:00.123Z", "...T12:00:00.123456+02:00",
-/// "2024-05-01 12:00:00" (taken as UTC) and a bare date "2024-05-01". nullopt on anything else.
+/// "2024-05-01 12:00:00" (taken as UTC) and a bare date "2024-05-01". nullopt on anything else,
+/// including years outside 1900..2200.
 std::optional<SysTime> parse_iso8601(std::string_view text);
 
 /// Canonical form stored in the database: "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC, milliseconds).

@@ -27,6 +27,8 @@
 // retry starts the listing from its first page). A pinned generation never switches: a 404 is
 // returned as kNotFound.
 //
+// Statuses beyond langfuse_api.h's table: 408 -> kRetryable; any other non-2xx (other 4xx, an
+// unfollowed 3xx) -> kPermanent. detail() is always the HTTP status.
 // Error messages look like "GET /api/public/v3/scores: HTTP 503: <server message, at most 200
 // bytes>"; they never contain the base URL, the query, the keys or the Authorization header.
 // Thread-safe: the generation is atomic, everything else is immutable after construction.

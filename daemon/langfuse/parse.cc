@@ -467,8 +467,23 @@ void read_subject_v3(ItemReader& reader, Score& score) {
   }  // experiment (or a kind added later): no trace; raw_json keeps the subject
 }
 
+// Some server versions nest the v3 field groups ("details": {comment, configId, metadata},
+// "annotation": {authorUserId, queueId}); the spec has them flat. Accept both.
+void flatten_v3_groups(Json& item) {
+  for (const char* group : {"details", "annotation"}) {
+    auto it = item.find(group);
+    if (it == item.end() || !it->is_object()) continue;
+    Json fields = std::move(*it);
+    item.erase(group);
+    for (auto& [key, value] : fields.items()) {
+      if (!item.contains(key)) item[key] = std::move(value);
+    }
+  }
+}
+
 void convert_score(Json& item, bool v3, Score& score, std::string& reason) {
   score.raw_json = dump(item);
+  if (v3 && item.is_object()) flatten_v3_groups(item);
   ItemReader reader(item);
   if (auto id = reader.take_string("id", true)) score.id = std::move(*id);
   if (auto name = reader.take_string("name", true)) score.name = std::move(*name);

@@ -39,7 +39,9 @@ from harness import FakeLangfuse, FakeLangfuseError  # noqa: E402  (re-exported 
 __all__ = ["FakeLangfuse", "FakeLangfuseError", "Workspace", "RunResult", "FAST_LIMITS",
            "binary", "canary_secret", "db_rows", "db_scalar", "integrity_check",
            "compare_with_truth", "observation_requests", "score_requests", "repeated_requests",
-           "endpoint_count", "fault_mix", "sync_until_done", "wait_until", "report"]
+           "endpoint_count", "fault_mix", "sync_until_done", "wait_until", "report", "sigkill",
+           "page_key", "EXIT_OK", "EXIT_USAGE", "EXIT_UNAVAILABLE", "EXIT_IO", "EXIT_TEMPFAIL",
+           "EXIT_NOPERM", "EXIT_CONFIG"]
 
 # Exit codes of lfharvest (see `lfharvest --help`).
 EXIT_OK = 0

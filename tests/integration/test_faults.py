@@ -93,8 +93,8 @@ class FaultsTest(unittest.TestCase):
                 if result.rc != EXIT_TEMPFAIL:
                     break
                 self.assertIn("waiting for a retry", result.stderr)
-                # Wait (bounded) until the earliest retry is due, as a timer would.
-                due = db_scalar(ws.db, "SELECT min(next_attempt_at) FROM traces WHERE state = 'retry'")
+                # Wait (bounded) until every scheduled retry is due, as a timer would.
+                due = db_scalar(ws.db, "SELECT max(next_attempt_at) FROM traces WHERE state = 'retry'")
                 if due:
                     at = datetime.datetime.fromisoformat(due.replace("Z", "+00:00"))
                     wait_until(lambda: datetime.datetime.now(datetime.timezone.utc) >= at, timeout=30)

@@ -152,7 +152,8 @@ class ServiceTest(unittest.TestCase):
             mark = len(self.notify.snapshot())
             service.process.send_signal(signal.SIGHUP)
             service.wait_for_line(r"max_in_flight", timeout=10)
-            service.wait_for_line(r"reload: keeping the running configuration", timeout=10)
+            service.wait_for_line(r"reload: .*max_in_flight.*; keeping the running configuration",
+                                  timeout=10)
             self.notify.wait_for(lambda m: m == "RELOADING=1", timeout=5, after=mark)
             self.notify.wait_for(lambda m: m == "READY=1", timeout=5, after=mark)
             after_bad = len(self.notify.snapshot())
@@ -175,6 +176,24 @@ class ServiceTest(unittest.TestCase):
             code, seconds = self.stop_and_time(service, "after_reload")
         self.assertEqual(code, 0, service.output())
         self.assertLessEqual(seconds, STOP_LIMIT_S)
+
+    def test_bad_reload_keeps_the_running_log_level(self) -> None:
+        with FakeLangfuse(traces=10, seed=12) as fake:
+            self.write_config(fake, log={"level": "warn"})
+            service = self.start(fake)
+            self.notify.wait_for(is_synced, timeout=30)
+            self.write_config(fake, log={"level": "warn"}, limits={"max_in_flight": 0})
+            service.process.send_signal(signal.SIGHUP)
+            service.wait_for_line(r"keeping the running configuration", timeout=10)
+            mark = len(self.notify.snapshot())
+            self.notify.wait_for(is_synced, timeout=10, after=mark)  # a pass after the reload
+            self.notify.wait_for(is_synced, timeout=10, after=mark + 1)
+            code, _ = self.stop_and_time(service, "bad_reload")
+        self.assertEqual(code, 0)
+        lines = service.output().splitlines()
+        # Only the reload error; no info line (every pass logs one at info) before or after.
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("keeping the running configuration", lines[0])
 
     def test_sigterm_mid_sync_stops_fast_and_loses_nothing(self) -> None:
         with FakeLangfuse(traces=200, annotated_fraction=1.0, seed=9) as fake:

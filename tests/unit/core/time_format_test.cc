@@ -23,3 +23,8 @@ TEST_CASE("canonical timestamps sort in time order as text") {
 }
 
 }  // namespace lfh
+TEST_CASE("years the clock cannot hold are refused, not overflowed") {
+  CHECK(lfh::canonical_iso8601("9108-03-01T00:00:00Z") == std::nullopt);
+  CHECK(lfh::canonical_iso8601("1200-03-01T00:00:00Z") == std::nullopt);
+  CHECK(lfh::canonical_iso8601("2200-01-01T00:00:00Z").has_value());
+}

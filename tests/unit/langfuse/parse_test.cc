@@ -676,3 +676,19 @@ TEST_CASE("a large input string is moved, not mangled") {
 
 }  // namespace
 }  // namespace lfh
+
+TEST_CASE("v3 scores with nested field groups read like flat ones") {
+  const char* body = R"({"data":[{"id":"s1","projectId":"p","name":"quality","value":"Good",
+    "dataType":"CATEGORICAL","source":"ANNOTATION","timestamp":"2026-01-01T00:00:00.000Z",
+    "environment":"default","createdAt":"2026-01-01T00:00:00.000Z",
+    "updatedAt":"2026-01-01T00:00:00.000Z",
+    "details":{"comment":"nice","configId":null,"metadata":{}},
+    "annotation":{"authorUserId":"u1","queueId":null},
+    "subject":{"kind":"trace","id":"t1"}}],"meta":{"limit":100}})";
+  auto page = lfh::parse_scores_v3(body);
+  REQUIRE(page.ok());
+  REQUIRE(page->scores.size() == 1);
+  CHECK(page->scores[0].comment == std::optional<std::string>("nice"));
+  CHECK(page->scores[0].author_user_id == std::optional<std::string>("u1"));
+  CHECK(page->scores[0].trace_id == std::optional<std::string>("t1"));
+}
