@@ -1,7 +1,7 @@
 // Export throughput and memory: builds checkpoint databases in a temp folder, exports them in
 // every format, prints records/s, MB/s (of output) and the peak RSS of the exporting process.
 //
-//   export_bench [records]      (default 100000)
+//   lfharvest_export_bench [records]      (default 100000)
 //
 // Each export runs in a child process of its own, so its peak RSS (getrusage ru_maxrss) is the
 // export's and not the database build's. Figures go to docs/benchmarks.md, "## Export".

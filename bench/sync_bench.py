@@ -76,7 +76,8 @@ def clean_env(fake: FakeLangfuse) -> dict[str, str]:
     return env
 
 
-def run_sync(binary: str, fake: FakeLangfuse, workdir: Path, scenario: Scenario) -> tuple[int, float, float, float]:
+def run_sync(binary: str, fake: FakeLangfuse, workdir: Path,
+             scenario: Scenario) -> tuple[int, float, float, float]:
     """Runs one sync; returns (exit code, wall seconds, CPU seconds, max RSS in MiB)."""
     config = workdir / "bench.toml"
     config.write_text(toml(scenario))
@@ -130,13 +131,17 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", default=str(ROOT / "build" / "lfharvest"), help="the lfharvest binary")
-    parser.add_argument("--traces", type=int, default=2000, help="traces in the throughput scenario")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bin", default=str(ROOT / "build" / "lfharvest"),
+                        help="the lfharvest binary")
+    parser.add_argument("--traces", type=int, default=2000,
+                        help="traces in the throughput scenario")
     parser.add_argument("--quick", action="store_true", help="smaller scenarios (a smoke test)")
     args = parser.parse_args()
     binary = str(Path(args.bin).resolve())
@@ -147,7 +152,8 @@ def main() -> int:
     quick = args.quick
     scenarios = [
         # The default budget, as the server sees it.
-        Scenario("default budget (5/s, 2 in flight)", traces=40 if quick else 200, rate=5, in_flight=2),
+        Scenario("default budget (5/s, 2 in flight)", traces=40 if quick else 200, rate=5,
+                 in_flight=2),
         # Throughput and CPU: a high budget, so the client (and the fake) are the limit.
         Scenario("high budget (200/s, 4 in flight)", traces=200 if quick else args.traces,
                  rate=200, in_flight=4),
@@ -163,7 +169,8 @@ def main() -> int:
     ]
     print(f"lfharvest sync benchmark: {version} ({binary})")
     print(f"machine: {machine()}")
-    print("server: tests/fake_langfuse (Python, same machine); figures measured by the server and wait4()\n")
+    print("server: tests/fake_langfuse (Python, same machine); "
+          "figures measured by the server and wait4()\n")
     results = []
     for scenario in scenarios:
         print(f"running: {scenario.name}, {scenario.traces} traces ...", flush=True)
@@ -186,7 +193,8 @@ def main() -> int:
               f"{m.max_per_second} | {m.peak_in_flight} (cap {s.in_flight}) | {m.wall_s:.1f} | "
               f"{per_1000:.2f} | {m.max_rss_mib:.1f} | {m.biggest_response_mib:.1f} |")
     base = results[2].max_rss_mib
-    print(f"\npeak RSS growth over no big input: 6 MB input +{results[3].max_rss_mib - base:.1f} MiB, "
+    print(f"\npeak RSS growth over no big input: "
+          f"6 MB input +{results[3].max_rss_mib - base:.1f} MiB, "
           f"60 MB input +{results[4].max_rss_mib - base:.1f} MiB "
           f"(with up to {results[4].scenario.in_flight} responses in flight), "
           f"+{results[5].max_rss_mib - base:.1f} MiB with 1 in flight")

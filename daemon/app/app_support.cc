@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -14,6 +15,8 @@ namespace lfh {
 
 void print_error(const std::string& message) {
   std::string line = log::redact("lfharvest: " + message);
+  // Under systemd the journal reads "<3>" as priority "err" (sd-daemon(3)).
+  if (std::getenv("JOURNAL_STREAM") != nullptr) line.insert(0, "<3>");
   std::fprintf(stderr, "%s\n", line.c_str());
 }
 
@@ -33,7 +36,8 @@ std::optional<Config> load_for_command(const CommonOptions& common, bool need_se
   return std::move(config).value();
 }
 
-Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop) {
+Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop, bool* waiting) {
+  if (waiting) *waiting = false;
   SeededRandom random;
   const Config& c = rt.config();
   Millis waited{0};
@@ -48,7 +52,9 @@ Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop) {
     if (!transient) return s;
     Millis delay = backoff_delay(attempt, c.backoff_base, c.backoff_cap, random);
     if (s.retry_after_ms()) delay = std::max(delay, Millis(*s.retry_after_ms()));
-    if (attempt + 1 >= c.max_attempts || waited + delay > max_wait) {
+    const bool exhausted = attempt + 1 >= c.max_attempts;
+    if (exhausted || waited + delay > max_wait) {
+      if (waiting && !exhausted) *waiting = true;
       return Status::Error(ErrorKind::kRetryable,
                            fmt::format("cannot reach the Langfuse server at {} after {} "
                                        "attempts: {}",

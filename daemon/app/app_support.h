@@ -17,8 +17,10 @@ std::optional<Config> load_for_command(const CommonOptions& common, bool need_se
 
 /// engine.connect() with capped backoff for transient failures, giving up after max_attempts
 /// or when the next wait would exceed max_wait. Copies the detected API generation to the
-/// maintenance client.
-Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop);
+/// maintenance client. *waiting (optional) is set when it stopped because the next wait would
+/// exceed max_wait (the retry policy is not exhausted: a later run may succeed).
+Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop,
+                          bool* waiting = nullptr);
 
 /// A one-line progress display on a terminal (stderr), nothing otherwise.
 class ProgressLine {

@@ -45,11 +45,14 @@ int cmd_sync(const CommonOptions& common, const SyncOptions& options) {
     return exit_code_for(rt.status());
   }
   Runtime& runtime = **rt;
-  Status connected = connect_with_retry(runtime, config->max_wait, signals.stop_token());
+  bool waiting = false;
+  Status connected =
+      connect_with_retry(runtime, config->max_wait, signals.stop_token(), &waiting);
   if (connected.kind() == ErrorKind::kCancelled) return kExitOk;
   if (!connected.ok()) {
     print_error(connected.message());
-    return exit_code_for(connected);
+    // Not every retry was spent: the server may answer the next run (like a waiting trace).
+    return waiting ? kExitTempFail : exit_code_for(connected);
   }
   ProgressLine progress;
   runtime.engine().on_progress = [&](const PassProgress& p) { progress.update(p); };
@@ -65,10 +68,14 @@ int cmd_sync(const CommonOptions& common, const SyncOptions& options) {
       }
       return kExitOk;
     case PassReport::Outcome::kWaiting:
-      log::info("stopping with {} traces waiting for a retry (next at {}); the next pass "
-                "continues",
+      if (!report.error.ok()) {
+        log::warn("the server did not answer well enough to finish this pass ({}); the next "
+                  "run continues where this one stopped",
+                  report.error.message());
+      }
+      log::info("stopping with {} traces waiting{}; the next pass continues",
                 report.counts.retry + report.counts.pending,
-                report.next_retry_at.value_or("?"));
+                report.next_retry_at ? " (next retry at " + *report.next_retry_at + ")" : "");
       return kExitTempFail;
     case PassReport::Outcome::kCancelled:
       log::info("stopped; everything fetched so far is saved");

@@ -39,7 +39,8 @@ struct ExportProgress {
 struct ExportRequest {
   ExportSpec spec;  // format, out ("-" = standard output), filters, pick, positive, name...
   std::string db_path;
-  /// Show a progress line on standard error while exporting, when it is a terminal.
+  /// Show a progress line on standard error while exporting, when it is a terminal (and the data
+  /// does not go to that same terminal). At most four updates a second, erased at the end.
   bool progress_on_tty = false;
   /// Where "-" writes; tests pass a pipe or file.
   int stdout_fd = STDOUT_FILENO;

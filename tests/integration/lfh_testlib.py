@@ -13,10 +13,8 @@ and environment. Everything listens on and connects to 127.0.0.1 only.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import math
 import os
 import secrets
 import shutil
@@ -132,7 +130,8 @@ class RunResult:
 
     def describe(self) -> str:
         return (f"lfharvest {' '.join(self.args)} -> exit {self.rc} in {self.seconds:.1f} s\n"
-                f"--- stdout (tail)\n{self.stdout[-3000:]}\n--- stderr (tail)\n{self.stderr[-3000:]}")
+                f"--- stdout (tail)\n{self.stdout[-3000:]}\n"
+                f"--- stderr (tail)\n{self.stderr[-3000:]}")
 
     def stderr_lines(self) -> list[str]:
         return [line for line in self.stderr.splitlines() if line.strip()]
@@ -277,7 +276,8 @@ def compare_with_truth(db: Path | str, truth: dict[str, Any],
     if missing:
         problems.append(f"{len(missing)} annotated traces not in the database, e.g. {missing[:3]}")
     if extra:
-        problems.append(f"{len(extra)} traces in the database that no annotation names: {extra[:3]}")
+        problems.append(f"{len(extra)} traces in the database that no annotation names: "
+                        f"{extra[:3]}")
     not_done = {t: s for t, s in states.items() if t in expected and s != "done"}
     if not_done:
         problems.append(f"{len(not_done)} annotated traces not done: {list(not_done.items())[:5]}")
@@ -290,7 +290,8 @@ def compare_with_truth(db: Path | str, truth: dict[str, Any],
         want = {o["id"]: o for o in trace["observations"]}
         if set(have) != set(want):
             problems.append(f"trace {trace_id}: observation ids differ: missing "
-                            f"{sorted(set(want) - set(have))[:3]}, extra {sorted(set(have) - set(want))[:3]}")
+                            f"{sorted(set(want) - set(have))[:3]}, "
+                            f"extra {sorted(set(have) - set(want))[:3]}")
             continue
         for obs_id, o in want.items():
             _, _, obs_type, name, parent, input_json, output_json = have[obs_id]
@@ -304,7 +305,8 @@ def compare_with_truth(db: Path | str, truth: dict[str, Any],
             if o.get("big") and o.get("input") is None and "inputSha256" in o:
                 if check_big:
                     raw = (input_json or "").encode("utf-8")
-                    if len(raw) != o["inputBytes"] or hashlib.sha256(raw).hexdigest() != o["inputSha256"]:
+                    digest = hashlib.sha256(raw).hexdigest()
+                    if len(raw) != o["inputBytes"] or digest != o["inputSha256"]:
                         problems.append(f"{where}: big input differs: {len(raw)} bytes stored, "
                                         f"{o['inputBytes']} expected (or different sha256)")
                     figures["big_inputs_checked"] += 1
@@ -320,7 +322,8 @@ def compare_with_truth(db: Path | str, truth: dict[str, Any],
 
 # -- the fake's request log --------------------------------------------------------------------
 
-def endpoint_count(stats: dict[str, Any], endpoints: Iterable[str], status: str | None = None) -> int:
+def endpoint_count(stats: dict[str, Any], endpoints: Iterable[str],
+                   status: str | None = None) -> int:
     total = 0
     for endpoint in endpoints:
         for code, n in stats["by_endpoint"].get(endpoint, {}).items():
@@ -398,11 +401,3 @@ def sigkill(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait()
-
-
-def basic_auth(public_key: str, secret_key: str) -> str:
-    return "Basic " + base64.b64encode(f"{public_key}:{secret_key}".encode()).decode()
-
-
-def ceil_div(a: int, b: int) -> int:
-    return max(1, math.ceil(a / b))

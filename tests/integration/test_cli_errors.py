@@ -96,7 +96,8 @@ class CommandLineTest(unittest.TestCase):
 
 class ServerErrorsTest(unittest.TestCase):
     def test_bad_keys_exit_77_with_one_line(self) -> None:
-        with FakeLangfuse(traces=20, seed=2) as fake, Workspace(fake, secret_key="sk-lf-wrong-one") as ws:
+        with FakeLangfuse(traces=20, seed=2) as fake, \
+                Workspace(fake, secret_key="sk-lf-wrong-one") as ws:
             for command in ("sync", "check", "reconcile"):
                 with self.subTest(command=command):
                     result = ws.run(command, "--log-level", "error")
@@ -125,7 +126,8 @@ class ServerErrorsTest(unittest.TestCase):
                     self.assertIn(url, lines[0])
                     # 3 attempts, backoff of at most 1 s each: well under 10 s.
                     self.assertLess(result.seconds, 10)
-                    report(f"cli.unreachable[{command}]", f"exit {result.rc} after {result.seconds:.2f} s: {lines[0][:140]}")
+                    report(f"cli.unreachable[{command}]",
+                           f"exit {result.rc} after {result.seconds:.2f} s: {lines[0][:140]}")
             # With --log-level error the whole output is that one line.
             result = ws.run("sync", "--base-url", url, "--log-level", "error", env=env,
                             base_url=False, timeout=60)
@@ -163,7 +165,8 @@ class ServerErrorsTest(unittest.TestCase):
             self.assertEqual(out.strip().splitlines()[-1], "ok")
             stats = fake.stats()
             # Health and the key check only: no data is read.
-            self.assertEqual(set(stats["by_endpoint"]), {"/api/public/health", "/api/public/projects"})
+            self.assertEqual(set(stats["by_endpoint"]),
+                             {"/api/public/health", "/api/public/projects"})
 
         with FakeLangfuse(traces=20, seed=2, generation="legacy") as fake, Workspace(fake) as ws:
             result = ws.run("check")
@@ -180,10 +183,10 @@ class ServerErrorsTest(unittest.TestCase):
                 ("LANGFUSE_HOST over the file", {"LANGFUSE_HOST": fake.base_url}, [], EXIT_OK),
                 ("LANGFUSE_BASE_URL over LANGFUSE_HOST",
                  {"LANGFUSE_HOST": dead, "LANGFUSE_BASE_URL": fake.base_url}, [], EXIT_OK),
-                ("LANGFUSE_BASE_URL wins", {"LANGFUSE_HOST": fake.base_url, "LANGFUSE_BASE_URL": dead},
-                 [], EXIT_UNAVAILABLE),
-                ("flag over the environment", {"LANGFUSE_BASE_URL": dead}, ["--base-url", fake.base_url],
-                 EXIT_OK),
+                ("LANGFUSE_BASE_URL wins",
+                 {"LANGFUSE_HOST": fake.base_url, "LANGFUSE_BASE_URL": dead}, [], EXIT_UNAVAILABLE),
+                ("flag over the environment",
+                 {"LANGFUSE_BASE_URL": dead}, ["--base-url", fake.base_url], EXIT_OK),
             ]
             for name, env, flags, code in cases:
                 with self.subTest(case=name):
@@ -204,8 +207,10 @@ class StatusAndRetryTest(unittest.TestCase):
 
             result = ws.run("sync")
             self.assertEqual(result.rc, EXIT_OK, result.describe())
-            failed = dict(db_rows(ws.db, "SELECT trace_id, failure_reason FROM traces WHERE state = 'failed'"))
-            report("cli.too_large_failed", f"{len(failed)} of {len(big_traces)} big annotated traces")
+            failed = dict(db_rows(ws.db, "SELECT trace_id, failure_reason FROM traces "
+                                         "WHERE state = 'failed'"))
+            report("cli.too_large_failed",
+                   f"{len(failed)} of {len(big_traces)} big annotated traces")
             self.assertEqual(set(failed), big_traces)
             self.assertEqual(set(failed.values()), {"too_large"})
 
@@ -226,7 +231,8 @@ class StatusAndRetryTest(unittest.TestCase):
             self.assertEqual(counts["failed"], len(big_traces))
             self.assertEqual(counts["done"], len(truth["traces"]) - len(big_traces))
             self.assertEqual(counts["pending"] + counts["retry"], 0)
-            self.assertEqual(doc["failures_by_reason"].get("too_large"), len(big_traces), doc["failures_by_reason"])
+            self.assertEqual(doc["failures_by_reason"].get("too_large"), len(big_traces),
+                             doc["failures_by_reason"])
             listed = {f.get("trace_id") or f.get("trace") for f in doc["failures"]}
             self.assertTrue(listed <= big_traces and listed, doc["failures"][:3])
             text = ws.run("status", base_url=False)
@@ -243,7 +249,8 @@ class StatusAndRetryTest(unittest.TestCase):
             ws.write_config({"limits": FAST_LIMITS})
             result = ws.run("sync")
             self.assertEqual(result.rc, EXIT_OK, result.describe())
-            self.assertEqual(db_scalar(ws.db, "SELECT count(*) FROM traces WHERE state != 'done'"), 0)
+            self.assertEqual(
+                db_scalar(ws.db, "SELECT count(*) FROM traces WHERE state != 'done'"), 0)
 
 
 if __name__ == "__main__":

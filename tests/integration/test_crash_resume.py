@@ -53,12 +53,14 @@ class CrashResumeTest(unittest.TestCase):
                                       "LEFT JOIN observations o USING (project_id, trace_id) "
                                       "WHERE t.state = 'done' GROUP BY t.trace_id")
                 for trace_id, count in done:
-                    self.assertEqual(count, expected_counts.get(trace_id), f"trace {trace_id} after kill {kills}")
+                    self.assertEqual(count, expected_counts.get(trace_id),
+                                     f"trace {trace_id} after kill {kills}")
                 states_at_kill.append(len(done))
 
             report("crash.kills", kills)
             report("crash.done_traces_at_each_kill", states_at_kill)
-            self.assertGreaterEqual(kills, min(20, KILLS), "the sync finished before 20 kills landed")
+            self.assertGreaterEqual(kills, min(20, KILLS),
+                                    "the sync finished before 20 kills landed")
             self.assertFalse(finished_early, "the sync finished before all kills: slow it down")
 
             # The rest at full speed (the kills are over).
@@ -72,13 +74,15 @@ class CrashResumeTest(unittest.TestCase):
                 report(f"crash.{name}", figures[name])
             self.assertEqual(problems, [], "\n".join(problems[:20]))
             self.assertEqual(figures["db_observations"], figures["truth_observations"])
-            self.assertEqual(db_scalar(ws.db, "SELECT count(*) - count(DISTINCT score_id) FROM scores"), 0)
+            self.assertEqual(
+                db_scalar(ws.db, "SELECT count(*) - count(DISTINCT score_id) FROM scores"), 0)
             self.assertEqual(integrity_check(ws.db), "ok")
 
             stats = fake.stats()
             obs = observation_requests(stats)
             repeats = repeated_requests(obs)
-            pages_needed = sum(-(-n // LIMITS["observation_page_size"]) for n in expected_counts.values())
+            page = LIMITS["observation_page_size"]
+            pages_needed = sum(-(-n // page) for n in expected_counts.values())
             report("crash.observation_requests", f"{len(obs)} for {pages_needed} pages needed")
             report("crash.observation_pages_refetched", repeats)
             report("crash.pages_refetched_per_kill", f"{repeats / kills:.2f}")

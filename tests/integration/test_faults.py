@@ -48,14 +48,17 @@ class FaultsTest(unittest.TestCase):
                 report(f"faults.{name}", figures[name])
             self.assertEqual(problems, [], "\n".join(problems[:20]))
             self.assertEqual(figures["db_observations"], figures["truth_observations"])
-            self.assertEqual(db_scalar(ws.db, "SELECT count(*) FROM traces WHERE state != 'done'"), 0)
+            self.assertEqual(
+                db_scalar(ws.db, "SELECT count(*) FROM traces WHERE state != 'done'"), 0)
             dup_scores = db_scalar(ws.db, "SELECT count(*) - count(DISTINCT score_id) FROM scores")
             self.assertEqual(dup_scores, 0)
             self.assertEqual(integrity_check(ws.db), "ok")
 
             # Limits hold under retries too.
-            report("faults.peak_in_flight", f"{stats['peak_in_flight']} (cap {LIMITS['max_in_flight']})")
-            report("faults.max_per_second", f"{stats['max_per_second']} (budget {LIMITS['requests_per_second']}/s)")
+            report("faults.peak_in_flight",
+                   f"{stats['peak_in_flight']} (cap {LIMITS['max_in_flight']})")
+            report("faults.max_per_second",
+                   f"{stats['max_per_second']} (budget {LIMITS['requests_per_second']}/s)")
             self.assertLessEqual(stats["peak_in_flight"], LIMITS["max_in_flight"])
             self.assertLessEqual(stats["max_per_second"], LIMITS["requests_per_second"] + 1)
             self.assertEqual(stats["trace_detail_calls"], 0)
@@ -94,10 +97,12 @@ class FaultsTest(unittest.TestCase):
                     break
                 self.assertIn("waiting for a retry", result.stderr)
                 # Wait (bounded) until every scheduled retry is due, as a timer would.
-                due = db_scalar(ws.db, "SELECT max(next_attempt_at) FROM traces WHERE state = 'retry'")
+                due = db_scalar(ws.db, "SELECT max(next_attempt_at) FROM traces "
+                                       "WHERE state = 'retry'")
                 if due:
                     at = datetime.datetime.fromisoformat(due.replace("Z", "+00:00"))
-                    wait_until(lambda: datetime.datetime.now(datetime.timezone.utc) >= at, timeout=30)
+                    utc = datetime.timezone.utc
+                    wait_until(lambda: datetime.datetime.now(utc) >= at, timeout=30)
             report("faults.exit75.codes", codes)
             self.assertEqual(codes[-1], EXIT_OK)
             self.assertIn(EXIT_TEMPFAIL, codes)

@@ -45,8 +45,9 @@ class FullSyncTest(unittest.TestCase):
             self.assertEqual(ok_obs, len(obs), "every observation request succeeded (no faults)")
 
             # The configured limits, as the server measured them.
-            report("full_sync.peak_in_flight", f"{stats['peak_in_flight']} (cap {FAST_LIMITS['max_in_flight']})")
-            report("full_sync.max_per_second", f"{stats['max_per_second']} (budget {FAST_LIMITS['requests_per_second']}/s)")
+            cap, rate = FAST_LIMITS["max_in_flight"], FAST_LIMITS["requests_per_second"]
+            report("full_sync.peak_in_flight", f"{stats['peak_in_flight']} (cap {cap})")
+            report("full_sync.max_per_second", f"{stats['max_per_second']} (budget {rate}/s)")
             self.assertLessEqual(stats["peak_in_flight"], FAST_LIMITS["max_in_flight"])
             self.assertLessEqual(stats["max_per_second"], FAST_LIMITS["requests_per_second"] + 1)
 

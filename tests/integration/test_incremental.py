@@ -50,7 +50,8 @@ class IncrementalTest(unittest.TestCase):
             # 2. Ten new annotations on new traces, visible at once.
             added = fake.add_scores(10, new_traces=True, visible_after_s=0)
             truth = fake.truth()
-            pages = sum(max(1, math.ceil(len(truth["traces"][t]["observations"]) / OBSERVATION_PAGE))
+            pages = sum(max(1, math.ceil(len(truth["traces"][t]["observations"])
+                                         / OBSERVATION_PAGE))
                         for t in set(added["trace_ids"]))
             fake.reset_stats()
             refresh = ws.run("sync")

@@ -92,11 +92,13 @@ class SecretsTest(unittest.TestCase):
                                                  "LFHARVEST_SECRET_KEY_FILE": str(secret_file)}))
 
             # The service: a pass or two, then SIGTERM.
+            def passes_finished() -> int:
+                return db_scalar(ws.db, "SELECT count(*) FROM sync_runs "
+                                        "WHERE finished_at IS NOT NULL") or 0
+
             process = ws.popen("run", "--log-level", "debug")
             try:
-                wait_until(lambda: metrics.exists() and (db_scalar(
-                    ws.db, "SELECT count(*) FROM sync_runs WHERE finished_at IS NOT NULL") or 0) >= 2,
-                    timeout=60)
+                wait_until(lambda: metrics.exists() and passes_finished() >= 2, timeout=60)
             finally:
                 start = time.monotonic()
                 process.send_signal(signal.SIGTERM)

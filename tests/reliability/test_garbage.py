@@ -61,7 +61,7 @@ class GarbageTest(unittest.TestCase):
             for trace_id, (_, rule) in plan.items():
                 rules.append({"path": "v2/observations", "query": f"traceId={trace_id}(&|$)",
                               **rule})
-            score_kinds = ["wrong_types", "missing_fields", "huge_number", "invalid_utf8"]
+            score_kinds = ["wrong_types", "missing_fields", "huge_number", "deep_nesting", "invalid_utf8"]
             for k, kind in enumerate(score_kinds):
                 rules.append({"path": "v3/scores", "mode": "garbage", "kind": kind, "skip": k,
                               "count": 1})

@@ -89,10 +89,7 @@ class JournalLogTest(unittest.TestCase):
             self.assertIsNone(PREFIX.match(line), line)
             self.assertRegex(line, TIMESTAMP)
 
-    # print_error() (daemon/app/app_support.cc) writes "lfharvest: ..." straight to stderr,
-    # without the "<3>" prefix, so under systemd a fatal error lands in the journal as a plain
-    # info line. Remove the decorator once it goes through the same prefixing as the log.
-    @unittest.expectedFailure
+    # A fatal error must reach the journal as priority "err", not as a plain info line.
     def test_fatal_errors_are_logged_as_errors(self) -> None:
         with FakeLangfuse(demo=True) as fake:
             env = clean_env({**JOURNAL_ENV, "LANGFUSE_SECRET_KEY": "sk-lf-wrong"}, home=self.tmp)
