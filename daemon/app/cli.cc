@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 
 #include "app/commands.h"
 #include "app/exit_codes.h"
@@ -42,6 +43,8 @@ void add_common(CLI::App& cmd, CommonOptions& common) {
 
 int run_cli(int argc, char** argv) {
   disable_core_dumps();
+  // A closed pipe (export --out - | head) is an I/O error to report, not a reason to die.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{
       "lfharvest: harvest annotated Langfuse traces into a local SQLite cache and export them as "
       "datasets, without overloading the Langfuse server.",

@@ -114,7 +114,8 @@ class CrashSyncTest(unittest.TestCase):
             return {"scores": set(), "observations": set(), "changes": 0}
         return {
             "scores": {r[0] for r in db_rows(ws.db, "SELECT score_id FROM scores")},
-            "observations": {r[0] for r in db_rows(ws.db, "SELECT observation_id FROM observations")},
+            "observations": {r[0] for r in db_rows(ws.db, "SELECT observation_id "
+                                                          "FROM observations")},
             "changes": db_rows(ws.db, "SELECT count(*) FROM score_changes")[0][0],
         }
 
@@ -168,7 +169,8 @@ class CrashSyncTest(unittest.TestCase):
                 q = query_of(r)
                 # A new poll pass always starts with its first page (the overlap window): that is
                 # the design, not work lost to a kill.
-                first_page_of_pass = r["path"] == SCORES_PATH and "cursor" not in q and "id" not in q
+                first_page_of_pass = (r["path"] == SCORES_PATH and "cursor" not in q
+                                      and "id" not in q)
                 if key in answered and not first_page_of_pass:
                     if phase == "reconcile" and r["path"] == SCORES_PATH and "id" not in q:
                         # `reconcile` starts its re-scan over on every run (by design).
@@ -301,7 +303,8 @@ class CrashSyncTest(unittest.TestCase):
         return len(rows) == 2 and all(started is None and done and done > OLD
                                       for _, started, done in rows)
 
-    def assert_changes(self, ws: Workspace, edited: set[str], deleted: set[str], phase: str) -> None:
+    def assert_changes(self, ws: Workspace, edited: set[str], deleted: set[str],
+                       phase: str) -> None:
         changes = collections.Counter(
             (score_id, change) for score_id, change in
             db_rows(ws.db, "SELECT score_id, change FROM score_changes"))
@@ -325,7 +328,8 @@ class CrashSyncTest(unittest.TestCase):
         missing = sorted(set(want) - set(live))
         extra = sorted(set(live) - set(want))
         stale = sorted(s for s in set(want) & set(live) if want[s] != live[s])
-        self.lost += len(missing) + max(0, figures["truth_observations"] - figures["db_observations"])
+        self.lost += len(missing) + max(0, figures["truth_observations"]
+                                        - figures["db_observations"])
         self.duplicated += max(0, figures["db_observations"] - figures["truth_observations"])
         self.assertEqual(problems, [], f"{phase}: " + "\n".join(problems[:10]))
         self.assertEqual((missing, extra, stale), ([], [], []), f"{phase}: scores differ")

@@ -228,7 +228,8 @@ class DiskFaultTest(unittest.TestCase):
                         chosen = hit
             self.assertIsNotNone(chosen, "no trace whose second page a worker writes late enough")
             tid, nth = chosen
-            result, _ = self.strace_run(ws, "obs-eio", ["-e", f"inject=pwrite64:error=EIO:when={nth}+"])
+            result, _ = self.strace_run(ws, "obs-eio",
+                                        ["-e", f"inject=pwrite64:error=EIO:when={nth}+"])
             messages["EIO on an observation page"] = result.stderr.strip().splitlines()[-1]
             self.assertEqual(result.rc, EXIT_IO, result.stderr[-2000:])
             self.assertIn("disk I/O error", result.stderr)

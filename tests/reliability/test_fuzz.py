@@ -48,7 +48,8 @@ class FuzzTest(unittest.TestCase):
         configure = subprocess.run(
             ["cmake", "-S", str(FUZZ_DIR), "-B", str(out), "-DCMAKE_CXX_COMPILER=clang++",
              "-DLFHARVEST_FUZZ=ON", "-DCMAKE_BUILD_TYPE="], capture_output=True, text=True)
-        self.assertEqual(configure.returncode, 0, configure.stdout[-3000:] + configure.stderr[-3000:])
+        self.assertEqual(configure.returncode, 0,
+                         configure.stdout[-3000:] + configure.stderr[-3000:])
         build = subprocess.run(["cmake", "--build", str(out), "-j", str(os.cpu_count() or 2)],
                                capture_output=True, text=True)
         self.assertEqual(build.returncode, 0, build.stdout[-5000:] + build.stderr[-5000:])
@@ -64,7 +65,8 @@ class FuzzTest(unittest.TestCase):
             runs[target] = (subprocess.Popen(
                 [str(out / f"fuzz_{target}"), f"-max_total_time={SECONDS}", "-timeout=10",
                  "-rss_limit_mb=2048", "-max_len=65536", "-print_final_stats=1",
-                 f"-artifact_prefix={work}/{target}-", str(corpus), str(FUZZ_DIR / "corpus" / target)],
+                 f"-artifact_prefix={work}/{target}-", str(corpus),
+                 str(FUZZ_DIR / "corpus" / target)],
                 stdout=log, stderr=subprocess.STDOUT, cwd=work), log)
         results = {}
         failures = []
@@ -78,8 +80,9 @@ class FuzzTest(unittest.TestCase):
                                "seeds": seeds, "exit": rc}
             crashed = rc != 0 or re.search(r"ERROR: |runtime error|deadly signal", text)
             if crashed:
-                report_at = text.find("==ERROR") if "==ERROR" in text else text.find("runtime error")
-                failures.append(f"fuzz_{target}: exit {rc}\n{text[max(0, report_at - 200):][:3000]}")
+                at = min([p for p in (text.find("==ERROR"), text.find("runtime error"))
+                          if p >= 0], default=0)
+                failures.append(f"fuzz_{target}: exit {rc}\n{text[max(0, at - 200):][:3000]}")
         for target, figures in results.items():
             report(f"fuzz.{target}", f"{figures['executions']} executions in {SECONDS} s from "
                                      f"{figures['seeds']} seeds, exit {figures['exit']}")

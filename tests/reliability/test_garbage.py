@@ -24,9 +24,9 @@ import sqlite3
 import unittest
 from typing import Any
 
-from reliability_support import (EXIT_OK, EXIT_TEMPFAIL, OBSERVATIONS_PATH, SCORES_PATH,
-                                 Workspace, assert_no_secret, compare_with_truth, db_rows,
-                                 exit_is_signal, report, settings, start_fake, trace_of)
+from reliability_support import (EXIT_OK, EXIT_TEMPFAIL, SCORES_PATH, Workspace,
+                                 assert_no_secret, compare_with_truth, db_rows, exit_is_signal,
+                                 report, settings, start_fake, trace_of)
 
 RECORD_KINDS = ["wrong_types", "missing_fields", "deep_nesting", "huge_number"]
 KEPT_KINDS = ["invalid_utf8"]
@@ -45,132 +45,139 @@ class GarbageTest(unittest.TestCase):
         with start_fake(traces=120, annotated_fraction=0.8, seed=83) as fake, \
                 contextlib.ExitStack() as stack:
             truth = fake.truth()
-            by_size = sorted(truth["traces"], key=lambda t: (-len(truth["traces"][t]["observations"]), t))
-            multi_page = by_size[:len(LOOP_KINDS)]  # the biggest traces: several pages each
-            rest = sorted(set(truth["traces"]) - set(multi_page))
-            plan: dict[str, tuple[str, dict[str, Any]]] = {}
-            rules = []
-            for i, kind in enumerate(RECORD_KINDS + KEPT_KINDS):
-                plan[rest[i]] = (kind, {"mode": "garbage", "kind": kind, "count": 1})
-            for j, (name, spec) in enumerate(PAGE_FAULTS.items()):
-                rule = {"mode": "malformed", "count": 1} if spec is None else \
-                    {"mode": "garbage", "count": 1, **spec}
-                plan[rest[len(RECORD_KINDS + KEPT_KINDS) + j]] = (name, rule)
-            for trace_id, kind in zip(multi_page, LOOP_KINDS):
-                plan[trace_id] = (kind, {"mode": "garbage", "kind": kind})
-            for trace_id, (_, rule) in plan.items():
-                rules.append({"path": "v2/observations", "query": f"traceId={trace_id}(&|$)",
-                              **rule})
-            score_kinds = ["wrong_types", "missing_fields", "huge_number", "deep_nesting", "invalid_utf8"]
-            for k, kind in enumerate(score_kinds):
-                rules.append({"path": "v3/scores", "mode": "garbage", "kind": kind, "skip": k,
-                              "count": 1})
+            workspaces: list[Workspace] = []
 
-            workspaces = []
-            ws = stack.enter_context(Workspace(fake))
-            workspaces.append(ws)
-            ws.write_config(settings(limits=LIMITS, retry=RETRY))
-            fake.faults(rules)
-            result = ws.run("sync", "--max-wait", "20")
-            self.assertFalse(exit_is_signal(result.rc), result.describe())
-            self.assertIn(result.rc, (EXIT_OK, EXIT_TEMPFAIL), result.describe())
-            stats = fake.stats()
-            unfired = [r for r in fake.fault_state() if not r["fired"]]
-            self.assertEqual(unfired, [], "fault rules that never fired")
-
-            events = db_rows(ws.db, "SELECT scope, subject, message FROM events")
-            states = {t: (s, reason, err) for t, s, reason, err in db_rows(
-                ws.db, "SELECT trace_id, state, failure_reason, last_error FROM traces")}
-            stored = {}
-            for trace_id, obs_id, input_json in db_rows(
-                    ws.db, "SELECT trace_id, observation_id, input_json FROM observations"):
-                stored.setdefault(trace_id, {})[obs_id] = input_json
-            outcome: dict[str, str] = {}
-
-            for trace_id, (kind, _) in plan.items():
-                with self.subTest(observations=kind):
-                    self.check_trace(kind, trace_id, truth, stored, states, events, stats, outcome)
-            for kind, text in outcome.items():
-                report(f"garbage.observations.{kind}", text)
-
-
-            # Scores: each bad one is a record error with a reason; the others all arrived.
-            score_events = [(s, m) for scope, s, m in events if scope == "score"]
-            live = {r[0] for r in db_rows(ws.db, "SELECT score_id FROM scores")}
-            want_scores = {s["id"] for s in truth["scores"]}
-            report("garbage.scores.record_errors", len(score_events))
-            report("garbage.scores.reasons", sorted({m[:60] for _, m in score_events}))
-            report("garbage.scores.missing", f"{len(want_scores - live)} of {len(want_scores)}")
-            self.assertGreaterEqual(len(score_events), len(score_kinds) - 1)
-            self.assertLessEqual(len(want_scores - live), len(score_events))
-
-            # Everything else: exactly as on the server (compared on a copy without the traces
-            # that met garbage).
-            copy = ws.dir / "untouched.db"
-            shutil.copy(ws.db, copy)
-            connection = sqlite3.connect(str(copy))
-            with connection:
-                for trace_id in plan:
-                    connection.execute("DELETE FROM observations WHERE trace_id = ?", (trace_id,))
-                    connection.execute("DELETE FROM traces WHERE trace_id = ?", (trace_id,))
-            connection.close()
-            # Traces named only by a score that was itself a bad record are not expected.
-            named = {s["traceId"] for s in truth["scores"] if s["id"] in live and s["traceId"]}
-            unnamed = set(truth["traces"]) - named
-            report("garbage.scores.traces_only_named_by_bad_scores", len(unnamed))
-            self.assertLessEqual(len(unnamed), len(score_events))
-            problems, _ = compare_with_truth(copy, dict(truth, traces={
-                t: v for t, v in truth["traces"].items() if t not in plan and t not in unnamed}))
-            copy.unlink()
-            self.assertEqual(problems, [], "\n".join(problems[:5]))
-            untouched = set(truth["traces"]) - set(plan) - unnamed
-            clean = [t for t in untouched if states.get(t, ("?",))[0] != "done" or
-                     set(stored.get(t, {})) != {o["id"] for o in truth["traces"][t]["observations"]}]
-            report("garbage.other_traces_intact", f"{len(untouched) - len(clean)} of {len(untouched)}")
-            self.assertEqual(clean, [])
-
-            # The server behaves again: retry the failed traces, nothing is missing from them.
-            fake.clear_faults()
-            self.assertEqual(ws.run("retry").rc, EXIT_OK)
-            result = ws.run("sync")
-            self.assertEqual(result.rc, EXIT_OK, result.describe())
-            for trace_id, kind in zip(multi_page, LOOP_KINDS):
-                have = {r[0] for r in db_rows(ws.db, "SELECT observation_id FROM observations "
-                                                     "WHERE trace_id = ?", (trace_id,))}
-                want = {o["id"] for o in truth["traces"][trace_id]["observations"]}
-                report(f"garbage.observations.{kind}.after_retry",
-                       f"{len(have & want)} of {len(want)} observations")
-                with self.subTest(after_retry=kind):
-                    self.assertEqual(have, want, "observations missing once the server behaves")
-
-            # Paging bugs on the score endpoint, from the second page of the poll on.
-            for kind in LOOP_KINDS:
+            def workspace() -> Workspace:
                 ws = stack.enter_context(Workspace(fake))
-                workspaces.append(ws)
                 ws.write_config(settings(limits=LIMITS, retry=RETRY))
-                fake.reset_stats()
-                fake.faults([{"path": "v3/scores", "mode": "garbage", "kind": kind, "skip": 1}])
-                result = ws.run("sync", "--max-wait", "10")
-                score_requests = [r for r in fake.stats()["requests"] if r["path"] == SCORES_PATH]
-                last = result.stderr.strip().splitlines()[-1]
-                fake.clear_faults()
-                again = ws.run("sync")
-                problems, figures = compare_with_truth(ws.db, truth)
-                report(f"garbage.scores.{kind}", f"exit {result.rc} after {len(score_requests)} "
-                                                 f"score requests: {last[:110]}")
-                report(f"garbage.scores.{kind}.after_the_server_behaves",
-                       f"exit {again.rc}, {figures['db_done']} of {figures['truth_traces']} "
-                       f"traces")
-                with self.subTest(scores=kind):
-                    self.assertFalse(exit_is_signal(result.rc))
-                    self.assertLessEqual(len(score_requests), 2 + 2 * MAX_ATTEMPTS + 4)
-                    self.assertEqual(again.rc, EXIT_OK, again.describe())
-                    self.assertEqual(problems, [], "\n".join(problems[:3]))
-                    self.assertNotEqual(result.rc, EXIT_OK, "a broken score paging reported success")
-                    self.assertRegex(result.stderr, "(?i)loop|did not advance|empty")
-            report("garbage.observation_requests", sum(1 for r in stats["requests"]
-                                                       if r["path"] == OBSERVATIONS_PATH))
+                workspaces.append(ws)
+                return ws
+
+            self.observation_garbage(fake, truth, workspace())
+            self.score_garbage(fake, truth, workspace())
+            for kind in LOOP_KINDS:
+                self.score_paging_bug(fake, truth, workspace(), kind)
             assert_no_secret(self, "garbage", fake, workspaces)
+
+    def observation_garbage(self, fake: Any, truth: dict[str, Any], ws: Workspace) -> None:
+        by_size = sorted(truth["traces"],
+                         key=lambda t: (-len(truth["traces"][t]["observations"]), t))
+        multi_page = by_size[:len(LOOP_KINDS)]  # the biggest traces: several pages each
+        rest = sorted(set(truth["traces"]) - set(multi_page))
+        plan: dict[str, tuple[str, dict[str, Any]]] = {}
+        for i, kind in enumerate(RECORD_KINDS + KEPT_KINDS):
+            plan[rest[i]] = (kind, {"mode": "garbage", "kind": kind, "count": 1})
+        for j, (name, spec) in enumerate(PAGE_FAULTS.items()):
+            rule = ({"mode": "malformed", "count": 1} if spec is None else
+                    {"mode": "garbage", "count": 1, **spec})
+            plan[rest[len(RECORD_KINDS + KEPT_KINDS) + j]] = (name, rule)
+        for trace_id, kind in zip(multi_page, LOOP_KINDS):
+            plan[trace_id] = (kind, {"mode": "garbage", "kind": kind})
+        fake.reset_stats()
+        fake.faults([{"path": "v2/observations", "query": f"traceId={trace_id}(&|$)", **rule}
+                     for trace_id, (_, rule) in plan.items()])
+        result = ws.run("sync", "--max-wait", "20")
+        self.assertFalse(exit_is_signal(result.rc), result.describe())
+        self.assertIn(result.rc, (EXIT_OK, EXIT_TEMPFAIL), result.describe())
+        stats = fake.stats()
+        unfired = [r for r in fake.fault_state() if not r["fired"]]
+        self.assertEqual(unfired, [], "fault rules that never fired")
+
+        events = db_rows(ws.db, "SELECT scope, subject, message FROM events")
+        states = {t: (s, reason, err) for t, s, reason, err in db_rows(
+            ws.db, "SELECT trace_id, state, failure_reason, last_error FROM traces")}
+        stored: dict[str, dict[str, str]] = {}
+        for trace_id, obs_id, input_json in db_rows(
+                ws.db, "SELECT trace_id, observation_id, input_json FROM observations"):
+            stored.setdefault(trace_id, {})[obs_id] = input_json
+        outcome: dict[str, str] = {}
+        for trace_id, (kind, _) in plan.items():
+            with self.subTest(observations=kind):
+                self.check_trace(kind, trace_id, truth, stored, states, events, stats, outcome)
+        for kind, text in outcome.items():
+            report(f"garbage.observations.{kind}", text)
+
+        # Everything else: exactly as on the server (compared on a copy without the traces that
+        # met garbage).
+        copy = ws.dir / "untouched.db"
+        shutil.copy(ws.db, copy)
+        connection = sqlite3.connect(str(copy))
+        with connection:
+            for trace_id in plan:
+                connection.execute("DELETE FROM observations WHERE trace_id = ?", (trace_id,))
+                connection.execute("DELETE FROM traces WHERE trace_id = ?", (trace_id,))
+        connection.close()
+        problems, figures = compare_with_truth(copy, dict(truth, traces={
+            t: v for t, v in truth["traces"].items() if t not in plan}))
+        copy.unlink()
+        report("garbage.observations.other_traces_intact",
+               f"{figures['db_done']} of {figures['truth_traces']}")
+        self.assertEqual(problems, [], "\n".join(problems[:5]))
+
+        # The server behaves again: `retry` + sync completes the traces whose paging looped.
+        fake.clear_faults()
+        self.assertEqual(ws.run("retry").rc, EXIT_OK)
+        result = ws.run("sync")
+        self.assertEqual(result.rc, EXIT_OK, result.describe())
+        for trace_id, kind in zip(multi_page, LOOP_KINDS):
+            have = {r[0] for r in db_rows(ws.db, "SELECT observation_id FROM observations "
+                                                 "WHERE trace_id = ?", (trace_id,))}
+            want = {o["id"] for o in truth["traces"][trace_id]["observations"]}
+            report(f"garbage.observations.{kind}.after_retry",
+                   f"{len(have & want)} of {len(want)} observations")
+            with self.subTest(after_retry=kind):
+                self.assertEqual(have, want, "observations missing once the server behaves")
+
+    def score_garbage(self, fake: Any, truth: dict[str, Any], ws: Workspace) -> None:
+        """Bad records on score pages: a record error each, every other score and trace kept."""
+        kinds = ["wrong_types", "missing_fields", "huge_number", "deep_nesting", "invalid_utf8"]
+        fake.faults([{"path": "v3/scores", "mode": "garbage", "kind": kind, "count": 1}
+                     for kind in kinds])
+        result = ws.run("sync", "--max-wait", "20")
+        self.assertFalse(exit_is_signal(result.rc), result.describe())
+        self.assertEqual(result.rc, EXIT_OK, result.describe())
+        fake.clear_faults()
+        events = [(s, m) for scope, s, m in db_rows(ws.db, "SELECT scope, subject, message "
+                                                           "FROM events") if scope == "score"]
+        live = {r[0] for r in db_rows(ws.db, "SELECT score_id FROM scores")}
+        want = {s["id"] for s in truth["scores"]}
+        # Traces named only by a score that was itself a bad record are not expected.
+        named = {s["traceId"] for s in truth["scores"] if s["id"] in live and s["traceId"]}
+        unnamed = set(truth["traces"]) - named
+        problems, figures = compare_with_truth(ws.db, dict(truth, traces={
+            t: v for t, v in truth["traces"].items() if t in named}))
+        report("garbage.scores.record_errors", len(events))
+        report("garbage.scores.reasons", sorted({m[:60] for _, m in events}))
+        report("garbage.scores.missing", f"{len(want - live)} of {len(want)} (the bad records)")
+        report("garbage.scores.other_traces_intact",
+               f"{figures['db_done']} of {figures['truth_traces']}")
+        self.assertGreaterEqual(len(events), len(kinds) - 1)  # invalid UTF-8 is repaired
+        self.assertLessEqual(len(want - live), len(events))
+        self.assertLessEqual(len(unnamed), len(events))
+        self.assertEqual(problems, [], "\n".join(problems[:5]))
+
+    def score_paging_bug(self, fake: Any, truth: dict[str, Any], ws: Workspace, kind: str) -> None:
+        """A paging bug on the score endpoint from the second page of the poll on: the poll stops
+        with a reason, and the next sync after the server behaves misses nothing."""
+        fake.reset_stats()
+        fake.faults([{"path": "v3/scores", "mode": "garbage", "kind": kind, "skip": 1}])
+        result = ws.run("sync", "--max-wait", "10")
+        score_requests = [r for r in fake.stats()["requests"] if r["path"] == SCORES_PATH]
+        last = result.stderr.strip().splitlines()[-1]
+        fake.clear_faults()
+        again = ws.run("sync")
+        problems, figures = compare_with_truth(ws.db, truth)
+        report(f"garbage.scores.{kind}", f"exit {result.rc} after {len(score_requests)} score "
+                                         f"requests: {last[:110]}")
+        report(f"garbage.scores.{kind}.after_the_server_behaves",
+               f"exit {again.rc}, {figures['db_done']} of {figures['truth_traces']} traces")
+        with self.subTest(scores=kind):
+            self.assertFalse(exit_is_signal(result.rc))
+            self.assertLessEqual(len(score_requests), 2 + 2 * MAX_ATTEMPTS + 4)
+            self.assertEqual(again.rc, EXIT_OK, again.describe())
+            self.assertEqual(problems, [], "\n".join(problems[:3]))
+            self.assertNotEqual(result.rc, EXIT_OK, "a broken score paging reported success")
+            self.assertRegex(result.stderr, "(?i)loop|did not advance|empty")
 
     def check_trace(self, kind: str, trace_id: str, truth: dict[str, Any],
                     stored: dict[str, dict[str, str]], states: dict[str, tuple],

@@ -43,14 +43,17 @@ class HugeBodyTest(unittest.TestCase):
             truth = fake.truth()
             traces = sorted(t for t, v in truth["traces"].items() if len(v["observations"]) >= 3)
 
+            growths: dict[str, list[float]] = {}
             ws = workspace()
             baseline = run_measured(ws, "sync")
             self.assertEqual(baseline.rc, EXIT_OK, baseline.describe())
             report("huge.baseline_peak_rss_mib", round(baseline.max_rss_kib / 1024, 1))
 
-            for n, chunked in enumerate((False, True)):
+            # The chunked case runs three times: how much of the growth stays resident depends on
+            # the allocator's state, and the figure is the worst of the runs.
+            for n, chunked in enumerate((False, True, True, True)):
                 name = "chunked" if chunked else "content_length"
-                target = traces[n * 7]
+                target = traces[min(n, 1) * 7]
                 ws = workspace()
                 fake.reset_stats()
                 fake.faults([{"path": "v2/observations", "query": f"traceId={target}(&|$)",
@@ -58,6 +61,9 @@ class HugeBodyTest(unittest.TestCase):
                 run = run_measured(ws, "sync", timeout=300)
                 self.assertEqual(run.rc, EXIT_OK, run.describe())
                 growth_mib = (run.max_rss_kib - baseline.max_rss_kib) / 1024
+                growths.setdefault(name, []).append(round(growth_mib, 1))
+                if n > 1:
+                    continue  # the repeats only add a memory figure
                 requests = [r for r in fake.stats()["requests"]
                             if r["path"] == OBSERVATIONS_PATH and trace_of(r) == target]
                 limits = [int(query_of(r)["limit"][0]) for r in requests]
@@ -71,7 +77,6 @@ class HugeBodyTest(unittest.TestCase):
                 report(f"huge.{name}.trace", f"{state} ({reason}), stored page_size {page_size}")
                 report(f"huge.{name}.error", error)
                 report(f"huge.{name}.server_sent_mib_at_most", round(sent_mib, 1))
-                report(f"huge.{name}.peak_rss_growth_mib", round(growth_mib, 1))
                 self.assertEqual((state, reason), ("failed", "too_large"))
                 self.assertEqual(limits, [10, 5, 2, 1])
                 self.assertIsNotNone(received, error)
@@ -80,16 +85,21 @@ class HugeBodyTest(unittest.TestCase):
                     self.assertLessEqual(int(received.group(1)), (CAP_MIB << 20) + 65536)
                 else:
                     self.assertGreaterEqual(int(received.group(1)), HUGE)  # the announced size
-                self.assertLess(growth_mib, CAP_MIB + 20)
                 self.assertLess(sent_mib, 200, "the server kept sending: the body was not aborted")
                 # Every other trace: as on the server.
                 problems, figures = compare_with_truth(ws.db, truth)
-                others = [p for p in problems if target not in p and not p.startswith("1 annotated")]
+                others = [p for p in problems
+                          if target not in p and not p.startswith("1 annotated")]
                 self.assertEqual(others, [], "\n".join(others[:5]))
                 done = db_rows(ws.db, "SELECT count(*) FROM traces WHERE state = 'done'")[0][0]
                 self.assertEqual(done, len(truth["traces"]) - 1)
                 report(f"huge.{name}.other_traces_done", f"{done} of {len(truth['traces']) - 1}")
+            for name, values in growths.items():
+                report(f"huge.{name}.peak_rss_growth_mib", f"{max(values)} (runs: {values}; "
+                                                           f"limit {CAP_MIB + 20})")
             assert_no_secret(self, "huge", fake, workspaces)
+            for name, values in growths.items():
+                self.assertLess(max(values), CAP_MIB + 20, f"{name}: peak RSS growth")
 
 
 if __name__ == "__main__":

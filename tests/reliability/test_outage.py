@@ -21,7 +21,6 @@ import tempfile
 import time
 import unittest
 from pathlib import Path
-from typing import Any
 
 from reliability_support import (EXIT_OK, HEALTH_PATH, Workspace, assert_no_secret, binary,
                                  compare_with_truth, report, settings, start_fake,
@@ -67,9 +66,9 @@ class OutageTest(unittest.TestCase):
                            "signal=none", "-o", str(trace_log)] if mode == "refuse" and
                           shutil.which("strace") else [])
                 err = open(ws.dir / f"outage-{mode}.err", "wb")
-                process = subprocess.Popen([*prefix, binary(), *ws.argv("sync", "--max-wait", "30")],
-                                           env=ws.env(), cwd=ws.dir, stdin=subprocess.DEVNULL,
-                                           stdout=subprocess.DEVNULL, stderr=err)
+                process = subprocess.Popen(
+                    [*prefix, binary(), *ws.argv("sync", "--max-wait", "30")], env=ws.env(),
+                    cwd=ws.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
                 # Wait until the trace phase is well under way, then take the server away.
                 deadline = time.monotonic() + 60
                 while fake.stats()["requests_total"] < baseline // 3:

@@ -20,7 +20,7 @@ import time
 import unittest
 from typing import Any
 
-from reliability_support import (EXIT_OK, HEALTH_PATH, SCORES_PATH, OBSERVATIONS_PATH, Workspace,
+from reliability_support import (EXIT_OK, HEALTH_PATH, SCORES_PATH, Workspace,
                                  assert_no_secret, compare_with_truth, report, settings,
                                  start_fake, wall_to_monotonic)
 
