@@ -253,3 +253,34 @@ TEST_CASE("sweep slices spread a large sweep over half the interval") {
 }
 
 }  // namespace lfh
+
+namespace lfh {
+
+TEST_CASE("a trace fetched while still being written is fetched once more after settling") {
+  Rig rig;
+  rig.engine->settings().settle_time = Millis(30 * 60 * 1000);
+  std::string trace = rig.api.add_annotated_trace(rig.ts(0), "Good");  // written just now
+  PassReport first = rig.engine->run_pass({});
+  CHECK(first.outcome == PassReport::Outcome::kComplete);
+  CHECK(first.counts.refetch_scheduled == 1);
+  const int64_t before = rig.count("SELECT count(*) FROM observations");
+  Observation late;
+  late.id = trace + "-late";
+  late.trace_id = trace;
+  late.type = "GENERATION";
+  late.start_time = rig.ts(0);
+  late.output_json = R"({"role":"assistant","content":"late"})";
+  rig.api.add_observation(late);
+  rig.clock.advance(std::chrono::minutes(10));
+  PassReport early = rig.engine->run_pass({});
+  CHECK(early.traces_done == 0);  // not settled yet
+  rig.clock.advance(std::chrono::minutes(25));
+  PassReport settled = rig.engine->run_pass({});
+  CHECK(settled.traces_done == 1);
+  CHECK(rig.count("SELECT count(*) FROM observations") == before + 1);
+  CHECK(settled.counts.refetch_scheduled == 0);  // once only
+  rig.clock.advance(std::chrono::hours(2));
+  CHECK(rig.engine->run_pass({}).traces_done == 0);
+}
+
+}  // namespace lfh
