@@ -1,11 +1,10 @@
 #include "app/app_support.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
-
-#include <fmt/format.h>
 
 #include "app/exit_codes.h"
 #include "core/log.h"
@@ -47,8 +46,7 @@ Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop, bo
       rt.share_generation();
       return Status::Ok();
     }
-    const bool transient =
-        s.kind() == ErrorKind::kRetryable || s.kind() == ErrorKind::kRateLimited;
+    const bool transient = s.kind() == ErrorKind::kRetryable || s.kind() == ErrorKind::kRateLimited;
     if (!transient) return s;
     Millis delay = backoff_delay(attempt, c.backoff_base, c.backoff_cap, random);
     if (s.retry_after_ms()) delay = std::max(delay, Millis(*s.retry_after_ms()));
@@ -71,20 +69,20 @@ Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop, bo
 ProgressLine::ProgressLine()
     : tty_(::isatty(STDERR_FILENO) == 1), start_(std::chrono::steady_clock::now()) {}
 
-ProgressLine::~ProgressLine() { clear(); }
+ProgressLine::~ProgressLine() {
+  clear();
+}
 
 void ProgressLine::update(const PassProgress& p) {
   if (!tty_) return;
-  double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   std::string text;
   if (p.phase == "traces" || p.phase == "waiting") {
     double rate = elapsed > 0 ? static_cast<double>(p.traces_done) / elapsed : 0;
     int64_t left = std::max<int64_t>(0, p.traces_total - p.traces_done);
     std::string eta = rate > 0 ? fmt::format("{:.0f}s", static_cast<double>(left) / rate) : "?";
-    text = fmt::format("traces {}/{} ({:.1f}/s, ETA {}){}{}", p.traces_done, p.traces_total,
-                       rate, eta,
-                       p.retries_waiting ? fmt::format(", {} retries", p.retries_waiting) : "",
+    text = fmt::format("traces {}/{} ({:.1f}/s, ETA {}){}{}", p.traces_done, p.traces_total, rate,
+                       eta, p.retries_waiting ? fmt::format(", {} retries", p.retries_waiting) : "",
                        p.phase == "waiting" ? ", waiting for retries" : "");
   } else {
     text = p.phase == "scores" ? "polling scores..." : "maintenance...";

@@ -126,8 +126,9 @@ int run_cli(int argc, char** argv) {
       ->type_name("PATH");
   export_cmd->add_option("--score-name", exp.adhoc.score_names, "Only scores with this name")
       ->type_name("NAME");
-  export_cmd->add_option("--value", exp.adhoc.values,
-                         "Only scores with this value (label, number, true/false); repeatable")
+  export_cmd
+      ->add_option("--value", exp.adhoc.values,
+                   "Only scores with this value (label, number, true/false); repeatable")
       ->type_name("VALUE");
   export_cmd->add_option("--source", exp.adhoc.source, "Score source (default ANNOTATION)")
       ->type_name("SOURCE");
@@ -151,8 +152,8 @@ int run_cli(int argc, char** argv) {
       ->type_name("DATE");
   export_cmd->add_option("--environment", exp.adhoc.environments, "Only this environment")
       ->type_name("ENV");
-  export_cmd->add_option("--pick", exp.adhoc.pick,
-                         "last-generation (default), all-generations or root")
+  export_cmd
+      ->add_option("--pick", exp.adhoc.pick, "last-generation (default), all-generations or root")
       ->type_name("PICK");
   export_cmd
       ->add_option_function<std::string>(

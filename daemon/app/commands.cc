@@ -1,9 +1,10 @@
+#include "app/commands.h"
+
 #include <fmt/format.h>
 
 #include <cstdio>
 
 #include "app/app_support.h"
-#include "app/commands.h"
 #include "app/exit_codes.h"
 #include "core/log.h"
 #include "core/time_format.h"
@@ -19,8 +20,8 @@ void print_pass_summary(const PassReport& r) {
   std::string line = fmt::format(
       "sync: {} scores seen ({} new, {} changed), {} traces fetched, {} waiting for a retry, "
       "{} failed; {} requests",
-      r.scores_seen, r.scores_new, r.scores_changed, r.traces_done, r.counts.retry,
-      r.counts.failed, r.requests);
+      r.scores_seen, r.scores_new, r.scores_changed, r.traces_done, r.counts.retry, r.counts.failed,
+      r.requests);
   if (r.maintenance.rescan_ran || r.maintenance.sweep_ran) {
     line += fmt::format("; maintenance: {} edits, {} deletions ({} requests)",
                         r.maintenance.edits_seen, r.maintenance.deletions_seen,
@@ -46,8 +47,7 @@ int cmd_sync(const CommonOptions& common, const SyncOptions& options) {
   }
   Runtime& runtime = **rt;
   bool waiting = false;
-  Status connected =
-      connect_with_retry(runtime, config->max_wait, signals.stop_token(), &waiting);
+  Status connected = connect_with_retry(runtime, config->max_wait, signals.stop_token(), &waiting);
   if (connected.kind() == ErrorKind::kCancelled) return kExitOk;
   if (!connected.ok()) {
     print_error(connected.message());
@@ -62,16 +62,18 @@ int cmd_sync(const CommonOptions& common, const SyncOptions& options) {
   switch (report.outcome) {
     case PassReport::Outcome::kComplete:
       if (report.counts.failed > 0) {
-        log::warn("{} traces failed for good; `lfharvest status` lists them and `lfharvest "
-                  "retry` queues them again",
-                  report.counts.failed);
+        log::warn(
+            "{} traces failed for good; `lfharvest status` lists them and `lfharvest "
+            "retry` queues them again",
+            report.counts.failed);
       }
       return kExitOk;
     case PassReport::Outcome::kWaiting:
       if (!report.error.ok()) {
-        log::warn("the server did not answer well enough to finish this pass ({}); the next "
-                  "run continues where this one stopped",
-                  report.error.message());
+        log::warn(
+            "the server did not answer well enough to finish this pass ({}); the next "
+            "run continues where this one stopped",
+            report.error.message());
       }
       log::info("stopping with {} traces waiting{}; the next pass continues",
                 report.counts.retry + report.counts.pending,
@@ -108,8 +110,8 @@ int cmd_check(const CommonOptions& common) {
   auto config = load_for_command(common, /*need_secret=*/true, &code);
   if (!config) return code;
   const Config& c = *config;
-  std::printf("config        %s\n", c.config_path.empty() ? "(none: defaults and environment)"
-                                                          : c.config_path.c_str());
+  std::printf("config        %s\n",
+              c.config_path.empty() ? "(none: defaults and environment)" : c.config_path.c_str());
   std::printf("secret key    from %s\n", c.secret_source.c_str());
   std::printf("database      %s\n", c.database.c_str());
   auto rt = Runtime::create(c);
@@ -141,16 +143,17 @@ int cmd_check(const CommonOptions& common) {
   std::string budget = c.requests_per_minute
                            ? fmt::format("{:g} requests/minute", *c.requests_per_minute)
                            : fmt::format("{:g} requests/second", c.requests_per_second);
-  std::printf("budget        %s, at most %d in flight, maintenance share %.0f%%\n",
-              budget.c_str(), c.max_in_flight, c.maintenance_share * 100);
-  std::printf("pages         %d scores, %d observations, response cap %zu MiB\n",
-              c.score_page_size, c.observation_page_size, c.max_response_bytes >> 20);
-  std::printf("schedule      poll every %llds, re-scan every %llds over %lld days, sweep every "
-              "%lldh\n",
-              static_cast<long long>(c.poll_interval.count()),
-              static_cast<long long>(c.rescan_interval.count()),
-              static_cast<long long>(c.rescan_window.count() / 86400),
-              static_cast<long long>(c.sweep_interval.count() / 3600));
+  std::printf("budget        %s, at most %d in flight, maintenance share %.0f%%\n", budget.c_str(),
+              c.max_in_flight, c.maintenance_share * 100);
+  std::printf("pages         %d scores, %d observations, response cap %zu MiB\n", c.score_page_size,
+              c.observation_page_size, c.max_response_bytes >> 20);
+  std::printf(
+      "schedule      poll every %llds, re-scan every %llds over %lld days, sweep every "
+      "%lldh\n",
+      static_cast<long long>(c.poll_interval.count()),
+      static_cast<long long>(c.rescan_interval.count()),
+      static_cast<long long>(c.rescan_window.count() / 86400),
+      static_cast<long long>(c.sweep_interval.count() / 3600));
   std::printf("ok\n");
   return kExitOk;
 }
@@ -170,8 +173,7 @@ int cmd_retry(const CommonOptions& common, const RetryOptions& options) {
     print_error(n.status().message());
     return exit_code_for(n.status());
   }
-  std::printf("%lld traces queued again; the next sync fetches them\n",
-              static_cast<long long>(*n));
+  std::printf("%lld traces queued again; the next sync fetches them\n", static_cast<long long>(*n));
   return kExitOk;
 }
 
@@ -203,8 +205,9 @@ int cmd_reconcile(const CommonOptions& common, const ReconcileOptions& options) 
   log::info("reconcile: re-scanning scores since {} and sweeping for deletions",
             since.value_or("the re-scan window start"));
   MaintenanceReport r = (*rt)->engine().reconcile(since, signals.stop_token());
-  log::info("reconcile: {} edits, {} deletions, {} restored, {} new scores; {} requests", r.edits_seen,
-            r.deletions_seen, r.restored, r.new_scores, r.rescan_requests + r.sweep_requests);
+  log::info("reconcile: {} edits, {} deletions, {} restored, {} new scores; {} requests",
+            r.edits_seen, r.deletions_seen, r.restored, r.new_scores,
+            r.rescan_requests + r.sweep_requests);
   if (!r.error.ok()) {
     print_error(r.error.message());
     return exit_code_for(r.error);

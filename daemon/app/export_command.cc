@@ -58,8 +58,9 @@ int cmd_export(const CommonOptions& common, const ExportOptions& options) {
     }
   } else {
     if (!options.adhoc_format_given) {
-      print_error("export: give --format (json, jsonl, openai-chat, openai-dpo, kto, sharegpt) "
-                  "and --out, or the name of an [[export]] from the configuration");
+      print_error(
+          "export: give --format (json, jsonl, openai-chat, openai-dpo, kto, sharegpt) "
+          "and --out, or the name of an [[export]] from the configuration");
       return kExitUsage;
     }
     if (options.adhoc.out.empty()) {

@@ -19,14 +19,14 @@ Result<std::unique_ptr<Runtime>> Runtime::create(const Config& config) {
   const double rate = per_minute ? *c.requests_per_minute : c.requests_per_second;
   const RatePeriod period = per_minute ? RatePeriod::kMinute : RatePeriod::kSecond;
   rt->budget_ = std::make_unique<RequestBudget>(rt->clock_, rate, period);
-  rt->governed_ = std::make_unique<GovernedHttpClient>(*rt->curl_, *rt->budget_, rt->clock_,
-                                                        c.max_in_flight);
+  rt->governed_ =
+      std::make_unique<GovernedHttpClient>(*rt->curl_, *rt->budget_, rt->clock_, c.max_in_flight);
   // Maintenance requests pass through their own, smaller budget and then the global one, so
   // they never take more than their share and never exceed the global limits.
   rt->maintenance_budget_ =
       std::make_unique<RequestBudget>(rt->clock_, rate * c.maintenance_share, period);
-  rt->maintenance_http_ = std::make_unique<GovernedHttpClient>(
-      *rt->governed_, *rt->maintenance_budget_, rt->clock_, 1);
+  rt->maintenance_http_ =
+      std::make_unique<GovernedHttpClient>(*rt->governed_, *rt->maintenance_budget_, rt->clock_, 1);
 
   LangfuseClientOptions lf;
   lf.base_url = c.base_url;
@@ -49,9 +49,9 @@ Result<std::unique_ptr<Runtime>> Runtime::create(const Config& config) {
   breaker.probe_cap = c.breaker_probe_cap;
   rt->breaker_ = std::make_unique<CircuitBreaker>(rt->clock_, breaker);
 
-  rt->engine_ = std::make_unique<SyncEngine>(*rt->api_, *rt->maintenance_api_, *rt->store_,
-                                             *rt->breaker_, rt->clock_, rt->random_,
-                                             SyncSettings::from_config(c));
+  rt->engine_ =
+      std::make_unique<SyncEngine>(*rt->api_, *rt->maintenance_api_, *rt->store_, *rt->breaker_,
+                                   rt->clock_, rt->random_, SyncSettings::from_config(c));
   return rt;
 }
 

@@ -20,8 +20,7 @@ std::chrono::steady_clock::time_point FakeClock::mono() const {
   return mono_;
 }
 
-bool FakeClock::sleep_until(std::chrono::steady_clock::time_point deadline,
-                            std::stop_token stop) {
+bool FakeClock::sleep_until(std::chrono::steady_clock::time_point deadline, std::stop_token stop) {
   if (stop.stop_requested()) return false;
   std::lock_guard lock(mu_);
   if (deadline > mono_) {

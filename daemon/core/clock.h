@@ -34,8 +34,7 @@ class SystemClock final : public Clock {
   std::chrono::steady_clock::time_point mono() const override {
     return std::chrono::steady_clock::now();
   }
-  bool sleep_until(std::chrono::steady_clock::time_point deadline,
-                   std::stop_token stop) override;
+  bool sleep_until(std::chrono::steady_clock::time_point deadline, std::stop_token stop) override;
 
  private:
   std::mutex mu_;
@@ -46,12 +45,10 @@ class SystemClock final : public Clock {
 /// in the future) and returns immediately; advance() moves time by hand. Thread-safe.
 class FakeClock final : public Clock {
  public:
-  explicit FakeClock(SysTime start = SysTime(std::chrono::seconds(1'700'000'000)))
-      : wall_(start) {}
+  explicit FakeClock(SysTime start = SysTime(std::chrono::seconds(1'700'000'000))) : wall_(start) {}
   SysTime now() const override;
   std::chrono::steady_clock::time_point mono() const override;
-  bool sleep_until(std::chrono::steady_clock::time_point deadline,
-                   std::stop_token stop) override;
+  bool sleep_until(std::chrono::steady_clock::time_point deadline, std::stop_token stop) override;
   void advance(Millis d);
   /// Total time spent in sleep_until (what a real process would have waited).
   Millis slept() const;

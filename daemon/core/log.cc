@@ -17,8 +17,8 @@ std::vector<std::string> g_secrets;  // guarded by g_secrets_mu
 
 std::shared_ptr<spdlog::logger> logger() {
   static std::shared_ptr<spdlog::logger> instance = [] {
-    auto l = std::make_shared<spdlog::logger>(
-        "lfharvest", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    auto l = std::make_shared<spdlog::logger>("lfharvest",
+                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
     l->set_level(spdlog::level::trace);
     l->flush_on(spdlog::level::trace);
     const bool journal = std::getenv("JOURNAL_STREAM") != nullptr;
@@ -31,21 +31,31 @@ std::shared_ptr<spdlog::logger> logger() {
 // sd-daemon(3) priority prefixes: <3> err, <4> warning, <6> info, <7> debug.
 const char* journal_prefix(Level level) {
   switch (level) {
-    case Level::kError: return "<3>";
-    case Level::kWarn: return "<4>";
-    case Level::kInfo: return "<6>";
-    default: return "<7>";
+    case Level::kError:
+      return "<3>";
+    case Level::kWarn:
+      return "<4>";
+    case Level::kInfo:
+      return "<6>";
+    default:
+      return "<7>";
   }
 }
 
 spdlog::level::level_enum to_spdlog(Level level) {
   switch (level) {
-    case Level::kTrace: return spdlog::level::trace;
-    case Level::kDebug: return spdlog::level::debug;
-    case Level::kInfo: return spdlog::level::info;
-    case Level::kWarn: return spdlog::level::warn;
-    case Level::kError: return spdlog::level::err;
-    case Level::kOff: return spdlog::level::off;
+    case Level::kTrace:
+      return spdlog::level::trace;
+    case Level::kDebug:
+      return spdlog::level::debug;
+    case Level::kInfo:
+      return spdlog::level::info;
+    case Level::kWarn:
+      return spdlog::level::warn;
+    case Level::kError:
+      return spdlog::level::err;
+    case Level::kOff:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
@@ -54,7 +64,7 @@ spdlog::level::level_enum to_spdlog(Level level) {
 
 bool parse_level(std::string_view text, Level& out) {
   static const std::pair<std::string_view, Level> kNames[] = {
-      {"trace", Level::kTrace}, {"debug", Level::kDebug}, {"info", Level::kInfo},
+      {"trace", Level::kTrace}, {"debug", Level::kDebug},  {"info", Level::kInfo},
       {"warn", Level::kWarn},   {"warning", Level::kWarn}, {"error", Level::kError},
       {"off", Level::kOff}};
   for (const auto& [name, level] : kNames) {
@@ -71,7 +81,9 @@ void init(Level level) {
   logger();
 }
 
-void set_level(Level level) { g_level.store(level); }
+void set_level(Level level) {
+  g_level.store(level);
+}
 
 bool enabled(Level level) {
   Level current = g_level.load();

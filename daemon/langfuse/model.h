@@ -33,7 +33,7 @@ struct Score {
   std::optional<double> value_num;          // NUMERIC value; 1/0 for BOOLEAN
   std::optional<std::string> string_value;  // label / text / correction; "True"/"False"
   std::optional<std::string> comment;
-  std::string subject_kind;  // "trace", "observation", "session", "experiment", ...
+  std::string subject_kind;             // "trace", "observation", "session", "experiment", ...
   std::optional<std::string> trace_id;  // set when the score belongs to a trace
   std::optional<std::string> observation_id;
   std::optional<std::string> session_id;
@@ -59,9 +59,9 @@ struct Observation {
   std::optional<std::string> level;
   std::optional<std::string> environment;
   std::optional<std::string> model;
-  std::optional<std::string> usage_json;     // usage / usageDetails / costDetails as one object
+  std::optional<std::string> usage_json;  // usage / usageDetails / costDetails as one object
   std::optional<std::string> metadata_json;
-  std::string input_json = "null";   // valid JSON; plain-text input becomes a JSON string
+  std::string input_json = "null";  // valid JSON; plain-text input becomes a JSON string
   std::string output_json = "null";
   std::string attributes_json = "{}";  // every other field of the item, as received
 };
@@ -79,7 +79,7 @@ struct ScoreQuery {
   std::vector<std::string> sources;           // empty = any
   std::vector<std::string> names;
   std::vector<std::string> environments;
-  std::vector<std::string> ids;  // deletion sweep: ask for exactly these ids (<= 100)
+  std::vector<std::string> ids;       // deletion sweep: ask for exactly these ids (<= 100)
   std::optional<std::string> cursor;  // opaque; from a previous page's next_cursor
   int limit = 100;
 };

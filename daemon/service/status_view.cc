@@ -21,7 +21,9 @@ std::string human_bytes(int64_t n) {
   return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.1f} {}", v, units[u]);
 }
 
-std::string or_never(const std::optional<std::string>& t) { return t.value_or("never"); }
+std::string or_never(const std::optional<std::string>& t) {
+  return t.value_or("never");
+}
 
 ServiceCounters counters_of(const StatusSnapshot& s) {
   return s.service_json ? ServiceCounters::from_json(*s.service_json) : ServiceCounters{};
@@ -63,11 +65,12 @@ std::string render_status_text(const StatusSnapshot& s) {
   }
   line(fmt::format("last poll     {}", or_never(s.last_successful_poll)));
   if (s.last_run) {
-    line(fmt::format("last pass     {} -> {} ({}): {} scores seen, {} traces fetched, {} "
-                     "requests",
-                     s.last_run->started_at, or_never(s.last_run->finished_at),
-                     s.last_run->outcome.value_or("running or interrupted"),
-                     s.last_run->scores_seen, s.last_run->traces_fetched, s.last_run->requests));
+    line(
+        fmt::format("last pass     {} -> {} ({}): {} scores seen, {} traces fetched, {} "
+                    "requests",
+                    s.last_run->started_at, or_never(s.last_run->finished_at),
+                    s.last_run->outcome.value_or("running or interrupted"), s.last_run->scores_seen,
+                    s.last_run->traces_fetched, s.last_run->requests));
   }
   line("");
   line("scores (live / deleted)");
@@ -80,9 +83,10 @@ std::string render_status_text(const StatusSnapshot& s) {
   line("traces");
   if (s.traces.empty()) line("  none");
   for (const auto& [project, t] : s.traces) {
-    line(fmt::format("  done {}  pending {}  retry {}  failed {}  (settle re-fetch scheduled {}, "
-                     "{} observations)",
-                     t.done, t.pending, t.retry, t.failed, t.refetch_scheduled, t.observations));
+    line(
+        fmt::format("  done {}  pending {}  retry {}  failed {}  (settle re-fetch scheduled {}, "
+                    "{} observations)",
+                    t.done, t.pending, t.retry, t.failed, t.refetch_scheduled, t.observations));
     if (t.next_retry_at) line(fmt::format("  next retry at {}", *t.next_retry_at));
   }
   for (const auto& [reason, n] : s.failures_by_reason) {
@@ -94,19 +98,19 @@ std::string render_status_text(const StatusSnapshot& s) {
   line("");
   line("streams");
   for (const auto& st : s.streams) {
-    line(fmt::format("  {:<7} last completed {}{}; last pass {} requests, {} in total",
-                     st.stream, or_never(st.last_completed_at),
-                     st.pass_started_at ? " (a pass is in progress since " + *st.pass_started_at + ")"
-                                        : "",
-                     st.last_requests, st.total_requests));
+    line(fmt::format(
+        "  {:<7} last completed {}{}; last pass {} requests, {} in total", st.stream,
+        or_never(st.last_completed_at),
+        st.pass_started_at ? " (a pass is in progress since " + *st.pass_started_at + ")" : "",
+        st.last_requests, st.total_requests));
   }
   ServiceCounters c = counters_of(s);
   if (c.passes > 0) {
     line("");
-    line(fmt::format("service       {} passes, breaker {} (opened {} times), {} rate-limited "
-                     "answers, {} bytes received",
-                     c.passes, c.breaker_state, c.breaker_opens, c.rate_limited,
-                     c.bytes_received));
+    line(
+        fmt::format("service       {} passes, breaker {} (opened {} times), {} rate-limited "
+                    "answers, {} bytes received",
+                    c.passes, c.breaker_state, c.breaker_opens, c.rate_limited, c.bytes_received));
   }
   if (!s.recent_events.empty()) {
     line("");
@@ -158,8 +162,10 @@ std::string render_status_json(const StatusSnapshot& s) {
   j["failures_by_reason"] = s.failures_by_reason;
   j["failures"] = json::array();
   for (const auto& f : s.failures) {
-    j["failures"].push_back(
-        {{"project", f.project}, {"trace_id", f.trace_id}, {"reason", f.reason}, {"error", f.error}});
+    j["failures"].push_back({{"project", f.project},
+                             {"trace_id", f.trace_id},
+                             {"reason", f.reason},
+                             {"error", f.error}});
   }
   j["streams"] = json::array();
   for (const auto& st : s.streams) {
@@ -173,13 +179,13 @@ std::string render_status_json(const StatusSnapshot& s) {
          {"total_requests", st.total_requests}});
   }
   if (s.last_run) {
-    j["last_pass"] = {{"started_at", s.last_run->started_at},
-                      {"finished_at", s.last_run->finished_at ? json(*s.last_run->finished_at)
-                                                              : json()},
-                      {"outcome", s.last_run->outcome ? json(*s.last_run->outcome) : json()},
-                      {"scores_seen", s.last_run->scores_seen},
-                      {"traces_fetched", s.last_run->traces_fetched},
-                      {"requests", s.last_run->requests}};
+    j["last_pass"] = {
+        {"started_at", s.last_run->started_at},
+        {"finished_at", s.last_run->finished_at ? json(*s.last_run->finished_at) : json()},
+        {"outcome", s.last_run->outcome ? json(*s.last_run->outcome) : json()},
+        {"scores_seen", s.last_run->scores_seen},
+        {"traces_fetched", s.last_run->traces_fetched},
+        {"requests", s.last_run->requests}};
   }
   j["recent_problems"] = json::array();
   for (const auto& e : s.recent_events) {
@@ -242,8 +248,7 @@ std::string render_prometheus(const StatusSnapshot& s) {
   }
   help("lfharvest_retries_scheduled_total", "counter", "Trace fetches scheduled for a retry.");
   out += fmt::format("lfharvest_retries_scheduled_total {}\n", c.retries_scheduled);
-  help("lfharvest_throttle_waits_total", "counter",
-       "Requests that waited for the request budget.");
+  help("lfharvest_throttle_waits_total", "counter", "Requests that waited for the request budget.");
   out += fmt::format("lfharvest_throttle_waits_total {}\n", c.throttle_waits);
   help("lfharvest_throttle_wait_seconds_total", "counter", "Time spent waiting for the budget.");
   out += fmt::format("lfharvest_throttle_wait_seconds_total {:.3f}\n", c.throttle_wait_seconds);

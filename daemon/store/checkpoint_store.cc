@@ -178,7 +178,7 @@ const std::pair<const char*, const char*> kStatements[] = {
 }  // namespace
 
 Result<std::unique_ptr<CheckpointStore>> CheckpointStore::open(const std::string& path,
-                                                              Clock& clock) {
+                                                               Clock& clock) {
   auto db = sql::Db::open(path, sql::Db::Mode::kReadWrite);
   if (!db.ok()) return db.status();
   if (Status s = migrate(*db); !s.ok()) return s;
@@ -196,7 +196,9 @@ Status CheckpointStore::prepare_all() {
   return Status::Ok();
 }
 
-std::string CheckpointStore::now_text() const { return format_iso8601(clock_.now()); }
+std::string CheckpointStore::now_text() const {
+  return format_iso8601(clock_.now());
+}
 
 Status CheckpointStore::upsert_project(const ProjectInfo& project, const std::string& base_url,
                                        const ServerInfo& server) {
@@ -290,9 +292,9 @@ Result<ScorePageCounts> CheckpointStore::apply_score_page_locked(
     }
     get.reset();
 
-    const bool changed = exists && (old_value != score.value_json ||
-                                    old_string != score.string_value ||
-                                    old_comment != score.comment);
+    const bool changed =
+        exists && (old_value != score.value_json || old_string != score.string_value ||
+                   old_comment != score.comment);
     const bool restored = exists && old_deleted.has_value();
     if (!exists) {
       ++counts.inserted;
@@ -389,15 +391,23 @@ Status CheckpointStore::finish_pass_locked(const std::string& project, const std
 }
 
 Status CheckpointStore::mark_stream_completed(const std::string& project,
-                                             const std::string& stream) {
+                                              const std::string& stream) {
   std::lock_guard lock(mu_);
-  return stmt("stream_completed").bind(":p", project).bind(":s", stream).bind(":now", now_text()).run();
+  return stmt("stream_completed")
+      .bind(":p", project)
+      .bind(":s", stream)
+      .bind(":now", now_text())
+      .run();
 }
 
 Status CheckpointStore::set_pass_cursor(const std::string& project, const std::string& stream,
                                         const std::string& cursor) {
   std::lock_guard lock(mu_);
-  return stmt("pass_set_cursor").bind(":p", project).bind(":s", stream).bind(":cursor", cursor).run();
+  return stmt("pass_set_cursor")
+      .bind(":p", project)
+      .bind(":s", stream)
+      .bind(":cursor", cursor)
+      .run();
 }
 
 Status CheckpointStore::reset_pass(const std::string& project, const std::string& stream) {
@@ -617,7 +627,8 @@ Result<int> CheckpointStore::mark_scores_deleted(const std::string& project,
     }
     auto old_value = get.opt_text(0), old_string = get.opt_text(1), old_comment = get.opt_text(2);
     get.reset();
-    Status s = stmt("score_mark_deleted").bind(":p", project).bind(":id", id).bind(":now", now).run();
+    Status s =
+        stmt("score_mark_deleted").bind(":p", project).bind(":id", id).bind(":now", now).run();
     if (!s.ok()) return s;
     s = stmt("score_change")
             .bind(":p", project)
@@ -672,9 +683,8 @@ Result<int64_t> CheckpointStore::start_run(const std::string& project) {
   return static_cast<int64_t>(sqlite3_last_insert_rowid(db_.handle()));
 }
 
-Status CheckpointStore::finish_run(int64_t run_id, const std::string& outcome,
-                                   int64_t scores_seen, int64_t traces_fetched,
-                                   int64_t requests) {
+Status CheckpointStore::finish_run(int64_t run_id, const std::string& outcome, int64_t scores_seen,
+                                   int64_t traces_fetched, int64_t requests) {
   std::lock_guard lock(mu_);
   return stmt("run_finish")
       .bind(":id", run_id)

@@ -38,9 +38,9 @@ struct PassState {
 };
 
 struct ScorePageCounts {
-  int inserted = 0;       // score ids never seen before
-  int changed = 0;        // value, label or comment differs from the cache (history row written)
-  int restored = 0;       // was marked deleted, is back
+  int inserted = 0;  // score ids never seen before
+  int changed = 0;   // value, label or comment differs from the cache (history row written)
+  int restored = 0;  // was marked deleted, is back
   int unchanged = 0;
   int traces_queued = 0;  // traces newly put in the fetch queue
 };

@@ -29,14 +29,14 @@ Result<int> schema_version(sql::Db& db) {
   auto version = pragma_int(db, "user_version");
   if (!version.ok()) return version.status();
   if (*app != 0 && *app != kApplicationId) {
-    return Status::Error(ErrorKind::kCorrupt,
-                         fmt::format("{}: not an lfharvest database (application_id {:#x})",
-                                     db.path(), *app));
+    return Status::Error(
+        ErrorKind::kCorrupt,
+        fmt::format("{}: not an lfharvest database (application_id {:#x})", db.path(), *app));
   }
   if (*app == 0 && *version != 0) {
-    return Status::Error(ErrorKind::kCorrupt,
-                         fmt::format("{}: not an lfharvest database (no application id)",
-                                     db.path()));
+    return Status::Error(
+        ErrorKind::kCorrupt,
+        fmt::format("{}: not an lfharvest database (no application id)", db.path()));
   }
   return static_cast<int>(*version);
 }
@@ -61,8 +61,8 @@ Status migrate(sql::Db& db) {
     if (!again.ok()) return again.status();
     if (*again >= m.version) continue;
     if (Status s = db.exec(m.sql); !s.ok()) {
-      return Status::Error(s.kind(), fmt::format("migration {:04d}_{}: {}", m.version, m.name,
-                                                 s.message()));
+      return Status::Error(s.kind(),
+                           fmt::format("migration {:04d}_{}: {}", m.version, m.name, s.message()));
     }
     if (Status s = db.exec(fmt::format("PRAGMA application_id = {}; PRAGMA user_version = {}",
                                        kApplicationId, m.version));

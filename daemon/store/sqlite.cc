@@ -6,7 +6,8 @@ namespace lfh::sql {
 
 Result<Db> Db::open(const std::string& path, Mode mode, int busy_timeout_ms) {
   int flags = SQLITE_OPEN_NOMUTEX;
-  flags |= mode == Mode::kReadOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  flags |=
+      mode == Mode::kReadOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
   Db db;
@@ -68,13 +69,14 @@ Result<Stmt> Db::prepare(std::string_view sql) {
   return Stmt(raw, this);
 }
 
-int Stmt::index(const char* name) const { return sqlite3_bind_parameter_index(stmt_.get(), name); }
+int Stmt::index(const char* name) const {
+  return sqlite3_bind_parameter_index(stmt_.get(), name);
+}
 
 namespace {
 Status bind_status(int rc, const char* name) {
   if (rc == SQLITE_OK) return Status::Ok();
-  return Status::Error(ErrorKind::kFatal,
-                       fmt::format("bind {}: {}", name, sqlite3_errstr(rc)));
+  return Status::Error(ErrorKind::kFatal, fmt::format("bind {}: {}", name, sqlite3_errstr(rc)));
 }
 }  // namespace
 
@@ -145,15 +147,21 @@ std::string_view Stmt::text_view(int col) const {
   return {p, static_cast<size_t>(sqlite3_column_bytes(stmt_.get(), col))};
 }
 
-std::string Stmt::text(int col) const { return std::string(text_view(col)); }
+std::string Stmt::text(int col) const {
+  return std::string(text_view(col));
+}
 
 std::optional<std::string> Stmt::opt_text(int col) const {
   if (is_null(col)) return std::nullopt;
   return text(col);
 }
 
-int64_t Stmt::int64(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
-double Stmt::real(int col) const { return sqlite3_column_double(stmt_.get(), col); }
+int64_t Stmt::int64(int col) const {
+  return sqlite3_column_int64(stmt_.get(), col);
+}
+double Stmt::real(int col) const {
+  return sqlite3_column_double(stmt_.get(), col);
+}
 std::optional<double> Stmt::opt_real(int col) const {
   if (is_null(col)) return std::nullopt;
   return real(col);

@@ -50,14 +50,14 @@ Result<StatusSnapshot> read_status(const std::string& db_path) {
   if (*version == 0) return s;  // created but never migrated: nothing to show
 
   if (Status st = db->exec("BEGIN"); !st.ok()) return st;
-  Status st = each_row(*db, R"(
+  Status st = each_row(
+      *db, R"(
       SELECT project_id, coalesce(name, ''), base_url, coalesce(server_version, ''),
              coalesce(api_generation, ''), last_seen_at
       FROM projects ORDER BY project_id)",
-                       [&](sql::Stmt& q) {
-                         s.projects.push_back({q.text(0), q.text(1), q.text(2), q.text(3),
-                                               q.text(4), q.text(5)});
-                       });
+      [&](sql::Stmt& q) {
+        s.projects.push_back({q.text(0), q.text(1), q.text(2), q.text(3), q.text(4), q.text(5)});
+      });
   if (st.ok()) {
     st = each_row(*db, R"(
         SELECT project_id, source, name, sum(deleted_at IS NULL), sum(deleted_at IS NOT NULL)
@@ -113,13 +113,13 @@ Result<StatusSnapshot> read_status(const std::string& db_path) {
                   });
   }
   if (st.ok()) {
-    st = each_row(*db, R"(
+    st = each_row(
+        *db, R"(
         SELECT at, level, scope, coalesce(subject, ''), message FROM events
         WHERE level IN ('warn', 'error') ORDER BY id DESC LIMIT 10)",
-                  [&](sql::Stmt& q) {
-                    s.recent_events.push_back(
-                        {q.text(0), q.text(1), q.text(2), q.text(3), q.text(4)});
-                  });
+        [&](sql::Stmt& q) {
+          s.recent_events.push_back({q.text(0), q.text(1), q.text(2), q.text(3), q.text(4)});
+        });
   }
   if (st.ok()) {
     st = each_row(*db, R"(
@@ -134,8 +134,8 @@ Result<StatusSnapshot> read_status(const std::string& db_path) {
         SELECT started_at, finished_at, outcome, scores_seen, traces_fetched, requests
         FROM sync_runs ORDER BY id DESC LIMIT 1)",
                   [&](sql::Stmt& q) {
-                    s.last_run = StatusSnapshot::Run{q.text(0), q.opt_text(1), q.opt_text(2),
-                                                     q.int64(3), q.int64(4), q.int64(5)};
+                    s.last_run = StatusSnapshot::Run{q.text(0),  q.opt_text(1), q.opt_text(2),
+                                                     q.int64(3), q.int64(4),    q.int64(5)};
                   });
   }
   if (st.ok()) {

@@ -65,7 +65,7 @@ struct StatusSnapshot {
   };
   std::optional<Run> last_run;
   std::optional<std::string> last_successful_poll;  // newest poll completion of any project
-  std::optional<std::string> service_json;  // meta "service": counters the service persists
+  std::optional<std::string> service_json;          // meta "service": counters the service persists
 };
 
 /// kIo when there is no database at the path (with a hint to run sync first).

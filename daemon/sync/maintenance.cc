@@ -13,9 +13,11 @@ namespace {
 constexpr int kSweepBatch = 100;  // the current API takes up to 100 ids per request
 }
 
-Maintenance::Maintenance(LangfuseApi& api, CheckpointStore& store, ServerGate& gate,
-                         Clock& clock, Random& random, const SyncSettings& settings)
-    : store_(store), clock_(clock), settings_(settings),
+Maintenance::Maintenance(LangfuseApi& api, CheckpointStore& store, ServerGate& gate, Clock& clock,
+                         Random& random, const SyncSettings& settings)
+    : store_(store),
+      clock_(clock),
+      settings_(settings),
       poller_(api, store, gate, clock, random, settings) {}
 
 int64_t Maintenance::sweep_batches_per_pass(int64_t live_scores, Millis sweep_interval,
@@ -50,21 +52,18 @@ MaintenanceReport Maintenance::run_due(const std::string& project, std::stop_tok
     }
   }
   auto rescan_state = store_.pass_state(project, kStreamRescan);
-  if (rescan_state.ok() &&
-      (rescan_state->in_progress() ||
-       due(rescan_state->last_completed_at, settings_.rescan_interval))) {
+  if (rescan_state.ok() && (rescan_state->in_progress() ||
+                            due(rescan_state->last_completed_at, settings_.rescan_interval))) {
     rescan(project, format_iso8601(clock_.now() - settings_.rescan_window), report, stop);
     if (report.waiting || report.cancelled || !report.error.ok()) return report;
   }
   auto sweep_state = store_.pass_state(project, kStreamSweep);
-  if (sweep_state.ok() &&
-      (sweep_state->in_progress() ||
-       due(sweep_state->last_completed_at, settings_.sweep_interval))) {
+  if (sweep_state.ok() && (sweep_state->in_progress() ||
+                           due(sweep_state->last_completed_at, settings_.sweep_interval))) {
     auto live = store_.live_score_count(project);
     int64_t n = live.ok() ? *live : 0;
-    sweep(project,
-          sweep_batches_per_pass(n, settings_.sweep_interval, settings_.poll_interval), report,
-          stop);
+    sweep(project, sweep_batches_per_pass(n, settings_.sweep_interval, settings_.poll_interval),
+          report, stop);
   }
   return report;
 }
@@ -96,14 +95,20 @@ void Maintenance::rescan(const std::string& project, const std::string& from,
       log::info("re-scan done: {} scores, {} edits, {} new, {} requests", r.scores_seen,
                 r.counts.changed, r.counts.inserted, r.requests);
       break;
-    case ScorePassResult::Outcome::kWaiting: report.waiting = true; break;
-    case ScorePassResult::Outcome::kCancelled: report.cancelled = true; break;
-    case ScorePassResult::Outcome::kFatal: report.error = r.error; break;
+    case ScorePassResult::Outcome::kWaiting:
+      report.waiting = true;
+      break;
+    case ScorePassResult::Outcome::kCancelled:
+      report.cancelled = true;
+      break;
+    case ScorePassResult::Outcome::kFatal:
+      report.error = r.error;
+      break;
   }
 }
 
-void Maintenance::sweep(const std::string& project, int64_t max_batches,
-                        MaintenanceReport& report, std::stop_token stop) {
+void Maintenance::sweep(const std::string& project, int64_t max_batches, MaintenanceReport& report,
+                        std::stop_token stop) {
   auto st = store_.pass_state(project, kStreamSweep);
   if (!st.ok()) {
     report.error = st.status();
@@ -125,8 +130,7 @@ void Maintenance::sweep(const std::string& project, int64_t max_batches,
       return;
     }
     if (ids->empty()) {
-      if (Status s = store_.finish_pass(project, kStreamSweep, pass.requests);
-          !s.ok()) {
+      if (Status s = store_.finish_pass(project, kStreamSweep, pass.requests); !s.ok()) {
         report.error = s;
         return;
       }
@@ -154,9 +158,12 @@ void Maintenance::sweep(const std::string& project, int64_t max_batches,
     }
     report.sweep_requests = pass.requests;
     if (!ok) {
-      if (pass.outcome == ScorePassResult::Outcome::kCancelled) report.cancelled = true;
-      else if (pass.outcome == ScorePassResult::Outcome::kFatal) report.error = pass.error;
-      else report.waiting = true;
+      if (pass.outcome == ScorePassResult::Outcome::kCancelled)
+        report.cancelled = true;
+      else if (pass.outcome == ScorePassResult::Outcome::kFatal)
+        report.error = pass.error;
+      else
+        report.waiting = true;
       return;
     }
     std::vector<std::string> missing;

@@ -35,7 +35,7 @@ struct MaintenanceReport {
   int64_t new_scores = 0;  // scores the re-scan found that the poll had not
   bool waiting = false;    // stopped early on server trouble; resumes next pass
   bool cancelled = false;
-  Status error;            // fatal problem (database, auth)
+  Status error;  // fatal problem (database, auth)
 };
 
 class Maintenance {

@@ -30,7 +30,8 @@ Result<ScorePage> ScorePoller::fetch_page(const ScoreQuery& query, std::stop_tok
   int attempt = 0;
   for (;;) {
     switch (gate_.wait_until_closed(settings_.max_wait, stop)) {
-      case ServerGate::Wait::kClosed: break;
+      case ServerGate::Wait::kClosed:
+        break;
       case ServerGate::Wait::kStopped:
         result.outcome = Outcome::kCancelled;
         return Status::Error(ErrorKind::kCancelled, "stopped");
@@ -59,12 +60,12 @@ Result<ScorePage> ScorePoller::fetch_page(const ScoreQuery& query, std::stop_tok
     ++attempt;
     if (attempt >= settings_.max_attempts) {
       result.outcome = Outcome::kFatal;
-      return Status::Error(ErrorKind::kFatal,
-                           fmt::format("giving up on scores after {} attempts: {}", attempt,
-                                       err.message()));
+      return Status::Error(
+          ErrorKind::kFatal,
+          fmt::format("giving up on scores after {} attempts: {}", attempt, err.message()));
     }
-    Millis delay = backoff_delay(attempt - 1, settings_.backoff_base, settings_.backoff_cap,
-                                 random_);
+    Millis delay =
+        backoff_delay(attempt - 1, settings_.backoff_base, settings_.backoff_cap, random_);
     if (err.retry_after_ms()) delay = std::max(delay, Millis(*err.retry_after_ms()));
     if (delay > settings_.max_wait) {
       result.outcome = Outcome::kWaiting;

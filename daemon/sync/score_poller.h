@@ -32,7 +32,11 @@ class ScorePoller {
  public:
   ScorePoller(LangfuseApi& api, CheckpointStore& store, ServerGate& gate, Clock& clock,
               Random& random, const SyncSettings& settings)
-      : api_(api), store_(store), gate_(gate), clock_(clock), random_(random),
+      : api_(api),
+        store_(store),
+        gate_(gate),
+        clock_(clock),
+        random_(random),
         settings_(settings) {}
 
   /// Polls new scores: from (watermark - overlap), or settings.since / all history on the first
@@ -41,8 +45,7 @@ class ScorePoller {
 
   /// Re-reads scores with timestamp >= from on `stream` (the edit re-scan): changes are
   /// recorded by the store. Traces are queued too (a re-scan can find scores the poll missed).
-  ScorePassResult rescan(const std::string& project, const std::string& from,
-                         std::stop_token stop);
+  ScorePassResult rescan(const std::string& project, const std::string& from, std::stop_token stop);
 
   /// One page request with the retry policy: transient errors back off (capped full jitter,
   /// never earlier than Retry-After) up to max_attempts, waits longer than max_wait end the pass.

@@ -15,10 +15,14 @@
 namespace lfh {
 
 SyncEngine::SyncEngine(LangfuseApi& api, LangfuseApi& maintenance_api, CheckpointStore& store,
-                       CircuitBreaker& breaker, Clock& clock, Random& random,
-                       SyncSettings settings)
-    : api_(api), store_(store), breaker_(breaker), clock_(clock), random_(random),
-      settings_(std::move(settings)), gate_(api, breaker, clock),
+                       CircuitBreaker& breaker, Clock& clock, Random& random, SyncSettings settings)
+    : api_(api),
+      store_(store),
+      breaker_(breaker),
+      clock_(clock),
+      random_(random),
+      settings_(std::move(settings)),
+      gate_(api, breaker, clock),
       maintenance_gate_(maintenance_api, breaker, clock),
       poller_(api, store, gate_, clock, random, settings_),
       fetcher_(api, store, gate_, clock, random, settings_),
@@ -76,8 +80,10 @@ PassReport SyncEngine::run_pass(std::stop_token stop) {
   report.traces_queued += scores.counts.traces_queued;
   report.record_errors += scores.record_errors;
   switch (scores.outcome) {
-    case ScorePassResult::Outcome::kComplete: break;
-    case ScorePassResult::Outcome::kCancelled: return finish(PassReport::Outcome::kCancelled);
+    case ScorePassResult::Outcome::kComplete:
+      break;
+    case ScorePassResult::Outcome::kCancelled:
+      return finish(PassReport::Outcome::kCancelled);
     case ScorePassResult::Outcome::kFatal:
       return finish(PassReport::Outcome::kFatal, scores.error);
     case ScorePassResult::Outcome::kWaiting:
@@ -116,8 +122,7 @@ PassReport SyncEngine::run_pass(std::stop_token stop) {
   if (stop.stop_requested()) return finish(PassReport::Outcome::kCancelled);
   if (report.outcome == PassReport::Outcome::kWaiting ||
       scores.outcome == ScorePassResult::Outcome::kWaiting) {
-    return finish(PassReport::Outcome::kWaiting,
-                  report.error.ok() ? scores.error : report.error);
+    return finish(PassReport::Outcome::kWaiting, report.error.ok() ? scores.error : report.error);
   }
   return finish(PassReport::Outcome::kComplete);
 }
@@ -155,11 +160,20 @@ void SyncEngine::fetch_traces(PassReport& report, std::stop_token stop) {
         report.requests += r.requests;
         report.record_errors += r.record_errors;
         switch (r.outcome) {
-          case TraceFetchResult::Outcome::kDone: ++report.traces_done; break;
-          case TraceFetchResult::Outcome::kRetry: ++report.retries_scheduled; break;
-          case TraceFetchResult::Outcome::kFailed: ++report.traces_failed; break;
-          case TraceFetchResult::Outcome::kDeferred: deferred = true; break;
-          case TraceFetchResult::Outcome::kCancelled: break;
+          case TraceFetchResult::Outcome::kDone:
+            ++report.traces_done;
+            break;
+          case TraceFetchResult::Outcome::kRetry:
+            ++report.retries_scheduled;
+            break;
+          case TraceFetchResult::Outcome::kFailed:
+            ++report.traces_failed;
+            break;
+          case TraceFetchResult::Outcome::kDeferred:
+            deferred = true;
+            break;
+          case TraceFetchResult::Outcome::kCancelled:
+            break;
           case TraceFetchResult::Outcome::kFatal:
             if (fatal.ok()) fatal = r.error;
             break;
@@ -194,8 +208,8 @@ void SyncEngine::fetch_traces(PassReport& report, std::stop_token stop) {
       if (w == ServerGate::Wait::kStopped) break;
       if (w == ServerGate::Wait::kTooLong) {
         waiting = true;
-        report.error = Status::Error(ErrorKind::kRetryable,
-                                     "server unavailable (circuit breaker open)");
+        report.error =
+            Status::Error(ErrorKind::kRetryable, "server unavailable (circuit breaker open)");
         break;
       }
       deferred = false;

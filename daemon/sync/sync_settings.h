@@ -19,12 +19,12 @@ struct SyncSettings {
   std::optional<std::string> since;
   int score_page_size = 100;
   int observation_page_size = 10;
-  int workers = 2;                 // traces fetched concurrently (= the in-flight cap)
+  int workers = 2;  // traces fetched concurrently (= the in-flight cap)
   Millis backoff_base{1000};
   Millis backoff_cap{600 * 1000};
   int max_attempts = 10;
   Millis settle_time{30 * 60 * 1000};
-  Millis max_wait{60 * 1000};      // longest wait inside a pass before it returns kWaiting
+  Millis max_wait{60 * 1000};  // longest wait inside a pass before it returns kWaiting
   Millis poll_interval{60 * 1000};
   // Maintenance (edits and deletions), see sync/maintenance.h.
   Millis rescan_interval{3600 * 1000};

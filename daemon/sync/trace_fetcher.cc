@@ -65,8 +65,8 @@ TraceFetchResult TraceFetcher::fetch(const std::string& project, TraceTask task,
                                         "pages with a next cursor)"),
                           result);
     }
-    if (Status s = store_.apply_observation_page(project, task, page->observations, next,
-                                                 page_size, settings_.settle_time);
+    if (Status s = store_.apply_observation_page(project, task, page->observations, next, page_size,
+                                                 settings_.settle_time);
         !s.ok()) {
       result.outcome = Outcome::kFatal;
       result.error = s;
@@ -134,8 +134,8 @@ TraceFetchResult TraceFetcher::handle_error(const std::string& project, const Tr
       backoff_delay(attempts - 1, settings_.backoff_base, settings_.backoff_cap, random_);
   if (error.retry_after_ms()) delay = std::max(delay, Millis(*error.retry_after_ms()));
   result.outcome = Outcome::kRetry;
-  log::info("trace {}: {} (attempt {}); retry in {} ms", task.trace_id, error.message(),
-            attempts, delay.count());
+  log::info("trace {}: {} (attempt {}); retry in {} ms", task.trace_id, error.message(), attempts,
+            delay.count());
   Status s = store_.mark_trace_retry(project, task.trace_id, attempts, clock_.now() + delay,
                                      error.to_string(), page_size);
   if (!s.ok()) {

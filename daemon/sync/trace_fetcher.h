@@ -36,15 +36,19 @@ class TraceFetcher {
  public:
   TraceFetcher(LangfuseApi& api, CheckpointStore& store, ServerGate& gate, Clock& clock,
                Random& random, const SyncSettings& settings)
-      : api_(api), store_(store), gate_(gate), clock_(clock), random_(random),
+      : api_(api),
+        store_(store),
+        gate_(gate),
+        clock_(clock),
+        random_(random),
         settings_(settings) {}
 
   /// Thread-safe (several workers share one fetcher).
   TraceFetchResult fetch(const std::string& project, TraceTask task, std::stop_token stop);
 
  private:
-  TraceFetchResult handle_error(const std::string& project, const TraceTask& task,
-                                int page_size, const Status& error, TraceFetchResult result);
+  TraceFetchResult handle_error(const std::string& project, const TraceTask& task, int page_size,
+                                const Status& error, TraceFetchResult result);
 
   LangfuseApi& api_;
   CheckpointStore& store_;

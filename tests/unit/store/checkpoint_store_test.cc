@@ -113,7 +113,8 @@ TEST_CASE("an edited score is updated and its history kept; deletion and restore
   REQUIRE(store.ok());
   auto& st = **store;
   REQUIRE(st.begin_pass("p", kStreamPoll, std::nullopt).ok());
-  REQUIRE(st.apply_score_page("p", kStreamPoll, {make_score("s1", "t1", "2026-01-01T00:00:00Z", "Good")},
+  REQUIRE(st.apply_score_page("p", kStreamPoll,
+                              {make_score("s1", "t1", "2026-01-01T00:00:00Z", "Good")},
                               std::nullopt, true, 1)
               .ok());
   REQUIRE(st.begin_pass("p", kStreamRescan, std::nullopt).ok());
@@ -136,8 +137,9 @@ TEST_CASE("an edited score is updated and its history kept; deletion and restore
 
   auto db = sql::Db::open(dir.file("e.db"), sql::Db::Mode::kReadOnly);
   REQUIRE(db.ok());
-  CHECK(count(*db, "SELECT count(*) FROM score_changes WHERE change = 'edited' AND "
-                   "old_string_value = 'Good' AND new_string_value = 'Bad'") == 1);
+  CHECK(count(*db,
+              "SELECT count(*) FROM score_changes WHERE change = 'edited' AND "
+              "old_string_value = 'Good' AND new_string_value = 'Bad'") == 1);
   CHECK(count(*db, "SELECT count(*) FROM score_changes WHERE change = 'deleted'") == 1);
   CHECK(count(*db, "SELECT count(*) FROM score_changes WHERE change = 'restored'") == 1);
 }
@@ -149,7 +151,8 @@ TEST_CASE("observation pages commit with their cursor; the last one finishes the
   REQUIRE(store.ok());
   auto& st = **store;
   REQUIRE(st.begin_pass("p", kStreamPoll, std::nullopt).ok());
-  REQUIRE(st.apply_score_page("p", kStreamPoll, {make_score("s1", "t1", "2026-01-01T00:00:00Z", "Good")},
+  REQUIRE(st.apply_score_page("p", kStreamPoll,
+                              {make_score("s1", "t1", "2026-01-01T00:00:00Z", "Good")},
                               std::nullopt, true, 1)
               .ok());
   auto due = st.due_traces("p", 10, {});
@@ -168,8 +171,7 @@ TEST_CASE("observation pages commit with their cursor; the last one finishes the
   CHECK(due->front().cursor == std::optional<std::string>("c2"));
   CHECK(due->front().page_size == 5);
   o.id = "o2";
-  REQUIRE(st.apply_observation_page("p", due->front(), {o}, std::nullopt, 5,
-                                    Millis(30 * 60 * 1000))
+  REQUIRE(st.apply_observation_page("p", due->front(), {o}, std::nullopt, 5, Millis(30 * 60 * 1000))
               .ok());
   auto counts = st.trace_counts("p");
   CHECK(counts->done == 1);
@@ -180,8 +182,7 @@ TEST_CASE("observation pages commit with their cursor; the last one finishes the
   REQUIRE(due->size() == 1);
   CHECK(due->front().refetch);
   CHECK_FALSE(due->front().cursor.has_value());
-  REQUIRE(st.apply_observation_page("p", due->front(), {o}, std::nullopt, 5,
-                                    Millis(30 * 60 * 1000))
+  REQUIRE(st.apply_observation_page("p", due->front(), {o}, std::nullopt, 5, Millis(30 * 60 * 1000))
               .ok());
   CHECK(st.trace_counts("p")->refetch_scheduled == 0);  // only once
 }
@@ -198,8 +199,8 @@ TEST_CASE("retry and failed states, and requeue") {
                                make_score("s2", "t2", "2026-01-01T00:00:00Z", "Good")},
                               std::nullopt, true, 1)
               .ok());
-  REQUIRE(st.mark_trace_retry("p", "t1", 1, clock.now() + std::chrono::seconds(30), "boom", 10)
-              .ok());
+  REQUIRE(
+      st.mark_trace_retry("p", "t1", 1, clock.now() + std::chrono::seconds(30), "boom", 10).ok());
   REQUIRE(st.mark_trace_failed("p", "t2", "too_large", "big").ok());
   CHECK(st.due_traces("p", 10, {})->empty());
   auto next = st.next_due_at("p");

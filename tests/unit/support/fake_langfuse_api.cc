@@ -149,8 +149,7 @@ Result<ScorePage> FakeLangfuseApi::scores(const ScoreQuery& q, std::stop_token) 
   return page;
 }
 
-Result<ObservationPage> FakeLangfuseApi::observations(const ObservationQuery& q,
-                                                      std::stop_token) {
+Result<ObservationPage> FakeLangfuseApi::observations(const ObservationQuery& q, std::stop_token) {
   std::function<std::optional<Status>(const ObservationQuery&)> fault;
   {
     std::lock_guard lock(mu_);

@@ -27,8 +27,8 @@ struct Rig {
     auto s = CheckpointStore::open(dir.file("t.db"), clock);
     REQUIRE(s.ok());
     store = std::move(s).value();
-    breaker = std::make_unique<CircuitBreaker>(clock, CircuitBreakerOptions{3, Millis(1000),
-                                                                            Millis(8000)});
+    breaker = std::make_unique<CircuitBreaker>(
+        clock, CircuitBreakerOptions{3, Millis(1000), Millis(8000)});
     engine = std::make_unique<SyncEngine>(api, api, *store, *breaker, clock, random, settings);
     REQUIRE(engine->connect({}).ok());
   }
@@ -156,8 +156,9 @@ TEST_CASE("a retry further away than max_wait ends the pass as waiting") {
   Rig rig;
   rig.engine->settings().max_wait = Millis(1000);
   rig.api.add_annotated_trace(rig.ts(10), "Good");
-  rig.api.fail_next("observations",
-                    Status::Error(ErrorKind::kRateLimited, "HTTP 429").with_retry_after_ms(120'000));
+  rig.api.fail_next(
+      "observations",
+      Status::Error(ErrorKind::kRateLimited, "HTTP 429").with_retry_after_ms(120'000));
   PassReport r = rig.engine->run_pass({});
   CHECK(r.outcome == PassReport::Outcome::kWaiting);
   CHECK(r.counts.retry == 1);
@@ -241,14 +242,14 @@ TEST_CASE("maintenance: a re-scan records edits, a sweep records deletions") {
   CHECK(rig.count("SELECT count(*) FROM scores WHERE score_id = 'score-00003' AND "
                   "deleted_at IS NOT NULL") == 1);
   auto last = rig.api.score_queries().back();
-  CHECK(last.ids.size() == 5);  // one batch with every id it believed live
+  CHECK(last.ids.size() == 5);       // one batch with every id it believed live
   CHECK(quiet.scores_changed == 0);  // the edit was outside the poll's overlap window
 }
 
 TEST_CASE("sweep slices spread a large sweep over half the interval") {
   CHECK(Maintenance::sweep_batches_per_pass(20'000, Millis(24 * 3600 * 1000), Millis(60'000)) == 1);
-  CHECK(Maintenance::sweep_batches_per_pass(2'000'000, Millis(24 * 3600 * 1000),
-                                            Millis(60'000)) == 28);
+  CHECK(Maintenance::sweep_batches_per_pass(2'000'000, Millis(24 * 3600 * 1000), Millis(60'000)) ==
+        28);
   CHECK(Maintenance::sweep_batches_per_pass(0, Millis(1000), Millis(60'000)) == 1);
 }
 
