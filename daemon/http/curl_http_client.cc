@@ -130,9 +130,13 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
   }
   const size_t needed = transfer.body.size() + length;
   if (needed > transfer.body.capacity()) {
-    // Grow geometrically but never past the cap, so memory stays bounded by the cap.
-    transfer.body.reserve(
-        std::min(transfer.max_body, std::max(needed, transfer.body.capacity() * 2)));
+    // Small bodies grow geometrically. Past 1 MiB, reserve the whole cap at once: one mapping
+    // whose untouched pages cost no memory, instead of copies at each doubling whose freed
+    // buffers the allocator may keep (resident memory then tracks the bytes received).
+    constexpr size_t kSmallBody = size_t{1} << 20;
+    const size_t grown =
+        needed > kSmallBody ? transfer.max_body : std::max(needed, transfer.body.capacity() * 2);
+    transfer.body.reserve(std::min(transfer.max_body, grown));
   }
   transfer.body.append(data, length);
   return length;

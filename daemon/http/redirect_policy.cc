@@ -54,6 +54,9 @@ Result<UrlOrigin> origin_of(CURLU* url, std::string_view what) {
   if (origin.host.empty()) return config_error(std::string(what) + " has no host");
   std::string port = url_part(url, CURLUPART_PORT, CURLU_DEFAULT_PORT);
   origin.port = port.empty() ? 0 : std::strtol(port.c_str(), nullptr, 10);
+  if (origin.port < 1 || origin.port > 65535) {
+    return config_error(std::string(what) + " has an invalid port");
+  }
   return origin;
 }
 
@@ -97,6 +100,14 @@ Result<RedirectTarget> resolve_redirect(std::string_view from_url, std::string_v
   result.url = url_part(parsed.get(), CURLUPART_URL);
   result.same_origin = *from == *to;
   if (result.url.empty()) return config_error("invalid redirect target");
+  // An empty userinfo ("https://@host/") has no user part but still puts '@' in the authority.
+  std::string_view rest(result.url);
+  if (auto scheme_end = rest.find("://"); scheme_end != std::string_view::npos) {
+    rest.remove_prefix(scheme_end + 3);
+    if (rest.substr(0, rest.find_first_of("/?#")).find('@') != std::string_view::npos) {
+      return config_error("redirect target embeds credentials (user:password@host)");
+    }
+  }
   return result;
 }
 

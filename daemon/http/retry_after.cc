@@ -153,6 +153,9 @@ std::optional<SysTime> to_time(const DateParts& p) {
                                    std::chrono::day(static_cast<unsigned>(p.day))};
   // 60 seconds admits a leap second, which the grammar allows.
   if (!date.ok() || p.hour > 23 || p.minute > 59 || p.second > 60) return std::nullopt;
+  // The clock counts nanoseconds in 64 bits (about 1678..2262): a date outside cannot be
+  // represented, and a wait that long is garbage anyway.
+  if (p.year < 1900 || p.year > 2200) return std::nullopt;
   auto time = sys_days(date) + std::chrono::hours(p.hour) + std::chrono::minutes(p.minute) +
               std::chrono::seconds(p.second);
   return std::chrono::time_point_cast<SysTime::duration>(time);

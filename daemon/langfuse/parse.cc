@@ -285,9 +285,8 @@ Result<std::optional<std::string>> next_cursor(const Envelope& envelope,
     if (!it->is_string()) return malformed("meta.cursor is not a string");
     if (!it->get_ref<const std::string&>().empty()) cursor = it->get<std::string>();
   }
-  // An empty page ends the listing even if the server offers a cursor: following it could only
-  // repeat the empty page.
-  if (envelope.items.empty()) return std::optional<std::string>();
+  // An empty page that offers a cursor is followed: ending here would silently drop whatever
+  // comes after it. The sync engine stops a listing that keeps returning empty pages.
   if (cursor && previous && *cursor == *previous) {
     return Status::Error(ErrorKind::kCorrupt, "cursor did not advance");
   }

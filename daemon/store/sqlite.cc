@@ -14,8 +14,8 @@ Result<Db> Db::open(const std::string& path, Mode mode, int busy_timeout_ms) {
   db.db_.reset(raw);
   db.path_ = path;
   if (rc != SQLITE_OK) {
-    Status s = db.error(rc, "open database " + path);
-    return raw ? s : Status::Error(ErrorKind::kIo, "open database " + path + ": out of memory");
+    Status s = db.error(rc, "open");
+    return raw ? s : Status::Error(ErrorKind::kIo, "database " + path + ": open: out of memory");
   }
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, busy_timeout_ms);
@@ -30,7 +30,7 @@ Result<Db> Db::open(const std::string& path, Mode mode, int busy_timeout_ms) {
 
 Status Db::error(int rc, std::string_view what) const {
   const char* msg = db_ ? sqlite3_errmsg(db_.get()) : sqlite3_errstr(rc);
-  std::string text = fmt::format("{}: {} ({})", what, msg, sqlite3_errstr(rc));
+  std::string text = fmt::format("database {}: {}: {} ({})", path_, what, msg, sqlite3_errstr(rc));
   switch (rc & 0xff) {
     case SQLITE_FULL:
     case SQLITE_IOERR:

@@ -73,7 +73,11 @@ MaintenanceReport Maintenance::run_all(const std::string& project,
                                        std::stop_token stop) {
   MaintenanceReport report;
   std::string from = since.value_or(format_iso8601(clock_.now() - settings_.rescan_window));
-  (void)store_.reset_pass(project, kStreamRescan);
+  // A fresh pass from `from`: an interrupted earlier reconcile must not impose its own start.
+  if (Status s = store_.begin_pass(project, kStreamRescan, from); !s.ok()) {
+    report.error = s;
+    return report;
+  }
   rescan(project, from, report, stop);
   if (report.waiting || report.cancelled || !report.error.ok()) return report;
   sweep(project, -1, report, stop);

@@ -88,8 +88,10 @@ class SecretScan:
         self.bytes_scanned = 0
 
     def text(self, label: str, data: str | bytes) -> None:
-        raw = data.encode("utf-8", "replace") if isinstance(data, str) else data
         self.texts_scanned += 1
+        self._count(label, data.encode("utf-8", "replace") if isinstance(data, str) else data)
+
+    def _count(self, label: str, raw: bytes) -> None:
         self.bytes_scanned += len(raw)
         for needle in self.needles:
             count = raw.count(needle)
@@ -108,8 +110,7 @@ class SecretScan:
                 except OSError:
                     continue
                 self.files_scanned += 1
-                self.text(str(path), raw)
-                self.texts_scanned -= 1
+                self._count(str(path), raw)
 
     def workspace(self, ws: Workspace, skip: Iterable[Path] = ()) -> None:
         for i, run in enumerate(ws.runs):

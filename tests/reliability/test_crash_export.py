@@ -1,8 +1,9 @@
 """Reliability 2: SIGKILL during `lfharvest export` at 50+ random moments.
 
-A database of about a thousand records, a dozen of them about 1 MB, is exported over and over
+A database of about a thousand records, 24 of them about 1 MB, is exported over and over
 to the same file while the content to write alternates between two variants (one score comment
-differs). Each run is killed after a random delay. After every kill the target file is whole:
+differs). Each run is killed after a random delay: half of them anywhere in the export, half
+around its end (the fsync, the rename, the manifest). After every kill the target file is whole:
 byte for byte the previous content or the new one (SHA-256), never absent once written, never
 a prefix; its manifest is valid JSON naming one of the two hashes. Temp files left by killed
 runs are removed by the next run that gets going, and none is left at the end.
@@ -27,7 +28,7 @@ from reliability_support import (EXIT_OK, Workspace, assert_no_secret, report, s
 
 SEED = 7331
 KILLS = 50
-BIG_RECORDS = 12
+BIG_RECORDS = 24
 BIG_BYTES = 1_000_000
 
 
@@ -75,14 +76,16 @@ class CrashExportTest(unittest.TestCase):
             kills = completed = torn = 0
             seen = {"old": 0, "new": 0}
             most_temp = 0
-            window = max(durations) * 1.1
+            shortest, longest = min(durations), max(durations)
             variant = "A"
             while kills < KILLS:
                 variant = "B" if variant == "A" else "A"
                 self.set_variant(ws.db, score_id, variant)
                 process = ws.popen("export", *args)
                 try:
-                    rc = process.wait(timeout=rng.uniform(0.02, window))
+                    delay = (rng.uniform(0.02, shortest) if rng.random() < 0.5 else
+                             rng.uniform(0.8 * shortest, longest))
+                    rc = process.wait(timeout=delay)
                     completed += 1
                     self.assertEqual(rc, EXIT_OK, f"export exit {rc}")
                     self.assertEqual(sha256(out), expected[variant])
@@ -126,7 +129,7 @@ class CrashExportTest(unittest.TestCase):
 
     @staticmethod
     def prepare_database(db: Path) -> str:
-        """Makes a dozen exported records about 1 MB each; returns the score whose comment
+        """Makes BIG_RECORDS exported records about 1 MB each; returns the score whose comment
         tells the two variants apart."""
         connection = sqlite3.connect(str(db))
         with connection:

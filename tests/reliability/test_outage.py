@@ -86,7 +86,8 @@ class OutageTest(unittest.TestCase):
                 stats = fake.stats()
                 total = stats["requests_total"]
                 during = [r for r in stats["requests"] if outage_start <= r["t"] <= outage_end]
-                data_failed = [r for r in during if r["path"] != HEALTH_PATH]
+                data_failed = [r for r in during
+                               if r["path"] != HEALTH_PATH and r["status"] == 503]
                 if mode == "503":
                     probes = [r["t"] for r in during if r["path"] == HEALTH_PATH]
                 else:
