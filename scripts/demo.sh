@@ -31,9 +31,15 @@ echo "== lfharvest sync"
 "$bin" sync --db "$db" || { rc=$?; [ "$rc" -eq 75 ] || exit "$rc"; }
 echo "== lfharvest status"
 "$bin" status --db "$db"
-echo "== lfharvest export (Good annotations as OpenAI chat lines)"
-"$bin" export --db "$db" --score-name quality --value Good --format openai-chat \
-  --out demo/good.jsonl
-echo "== first lines of demo/good.jsonl"
-head -c 600 demo/good.jsonl; echo
-echo "== done: database $db, dataset demo/good.jsonl"
+if [ -n "$fake_pid" ]; then
+  echo "== lfharvest export (the demo's \"Good\" annotations as OpenAI chat lines)"
+  out=demo/good.jsonl
+  "$bin" export --db "$db" --score-name quality --value Good --format openai-chat --out "$out"
+else
+  echo "== lfharvest export (every harvested annotation as JSON lines)"
+  out=demo/annotations.jsonl
+  "$bin" export --db "$db" --format jsonl --out "$out"
+fi
+echo "== the start of $out"
+head -c 600 "$out"; echo
+echo "== done: database $db, dataset $out"
