@@ -32,7 +32,6 @@ from lfh_testlib import (EXIT_IO, EXIT_OK, EXIT_TEMPFAIL, RunResult, Workspace, 
                          binary, canary_secret, compare_with_truth, db_rows, db_scalar,
                          integrity_check, report)
 
-FAST_FAKE_SCRIPT = HERE / "fast_fake_langfuse.py"
 PUBLIC_KEY = "pk-lf-reliability"
 
 OBSERVATIONS_PATH = "/api/public/v2/observations"
@@ -40,20 +39,11 @@ SCORES_PATH = "/api/public/v3/scores"
 HEALTH_PATH = "/api/public/health"
 
 
-class FastFake(FakeLangfuse):
-    """The fake Langfuse server, started through fast_fake_langfuse.py (TCP_NODELAY)."""
-
-    def command(self) -> list[str]:
-        args = super().command()
-        args[1] = str(FAST_FAKE_SCRIPT)
-        return args
-
-
-def start_fake(**options: Any) -> FastFake:
+def start_fake(**options: Any) -> FakeLangfuse:
     """A fake server whose secret key is a fresh canary (never to be seen in any output)."""
     options.setdefault("secret_key", canary_secret())
     options.setdefault("public_key", PUBLIC_KEY)
-    return FastFake(**options)
+    return FakeLangfuse(**options)
 
 
 def settings(limits: dict[str, Any] | None = None, retry: dict[str, Any] | None = None,

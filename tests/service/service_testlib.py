@@ -6,7 +6,6 @@ fake Langfuse (tests/fake_langfuse) on 127.0.0.1. Nothing connects anywhere else
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -22,8 +21,10 @@ from typing import Any, Callable
 
 SOURCE_DIR = Path(os.environ.get("LFHARVEST_SOURCE_DIR") or Path(__file__).resolve().parents[2])
 sys.path.insert(0, str(SOURCE_DIR / "tests" / "fake_langfuse"))
+sys.path.insert(0, str(SOURCE_DIR / "tests" / "integration"))
 
 from harness import FakeLangfuse  # noqa: E402  (re-exported)
+from lfh_testlib import to_toml  # noqa: E402  (re-exported)
 
 __all__ = ["FakeLangfuse", "SOURCE_DIR", "binary", "build_dir", "clean_env", "to_toml",
            "NotifyListener", "wait_until", "figure", "schema_version", "integrity", "EXIT_CONFIG",
@@ -65,27 +66,6 @@ def clean_env(extra: dict[str, str] | None = None, home: Path | None = None) -> 
         env["HOME"] = str(home)
     env.update(extra or {})
     return env
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
-def to_toml(sections: dict[str, dict[str, Any]]) -> str:
-    lines: list[str] = []
-    for section, values in sections.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-        lines.append("")
-    return "\n".join(lines)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.02,
