@@ -48,8 +48,8 @@ Result<ServerInfo> parse_health(std::string_view body);
 Result<ProjectInfo> parse_projects(std::string_view body);
 
 /// GET /api/public/v3/scores. next_cursor = meta.cursor (nullopt when absent, null or empty; kept
-/// on an empty page, whose cursor must still be followed). previous_cursor: the cursor the request was sent with; a page
-/// whose cursor equals it -> kCorrupt "cursor did not advance".
+/// on an empty page, whose cursor must still be followed). previous_cursor: the cursor the request
+/// was sent with; a page whose cursor equals it -> kCorrupt "cursor did not advance".
 Result<ScorePage> parse_scores_v3(std::string_view body,
                                   const std::optional<std::string>& previous_cursor = std::nullopt);
 
