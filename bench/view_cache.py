@@ -21,8 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "proj-bench"
 
 
-def migrate(db: sqlite3.Connection) -> int:
+def migrate(db: sqlite3.Connection, upto: int | None = None) -> int:
+    """Applies the migrations in order (only those numbered <= upto when given)."""
     files = sorted((ROOT / "schema").glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    files = [f for f in files if upto is None or int(f.name[:4]) <= upto]
     for file in files:
         db.executescript(file.read_text(encoding="utf-8"))
         db.execute(f"PRAGMA user_version = {int(file.name[:4])}")
