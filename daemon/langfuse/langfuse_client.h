@@ -1,94 +1,82 @@
-// LangfuseApi over an HttpClient: builds the requests of both API generations, maps HTTP outcomes
-// to Status kinds (see langfuse_api.h) and parses the bodies with langfuse/parse.h.
+// The LangfuseApi lfharvest uses: detects the API generation of each endpoint and falls back
+// between the two adapters (CurrentApi, LegacyApi), and narrows observation queries the server
+// times out on.
 //
-// Requests:
-//   health        GET {base}/api/public/health                       (no credentials)
-//   project       GET {base}/api/public/projects                     (Basic auth, as all below)
-//   scores        current: GET /api/public/v3/scores?limit&fields=details,subject,annotation
-//                          [&cursor][&fromTimestamp][&toTimestamp][&source][&name][&environment][&id]
-//                 legacy:  GET /api/public/scores?page&limit&fields=score[&fromTimestamp]
-//                          [&toTimestamp][&source][&name][&environment...][&scoreIds]
-//   observations  current: GET /api/public/v2/observations?traceId&limit
-//                          &fields=core,basic,io,model,usage,metadata[&cursor]
-//                 legacy:  GET /api/public/observations?traceId&page&limit
-// The v3 scores endpoint rejects unknown parameters, so only those above are ever sent.
-// Page sizes are clamped to what each endpoint accepts (scores 1..100; observations 1..1000,
-// legacy 1..100). Every value is percent-encoded; credentials travel only as Basic auth.
+// Generation, per endpoint (scores and observations separately: a v4 server in legacy write mode
+// has v3 scores but no v2 observations; 3.133..3.158 answer 501 on v2 observations):
+// - options.generation kUnknown detects. health() adopts the generation of the server version
+//   for every endpoint not known yet; an endpoint still unknown uses the current API and
+//   remembers the generation that answered. A 404 or 501 (kNotFound) from one generation's
+//   endpoint switches that endpoint to the other generation and retries once (a cursor is
+//   specific to its generation, so the retry starts the listing from its first page).
+// - kLegacy pins both endpoints: a kNotFound is returned as it is.
+// - kCurrent pins scores to v3. Observations use v2 and fall back to the legacy endpoint on
+//   kNotFound, because v4 servers without the v4 preview have no v2 observations.
+// set_generation() sets both endpoints (the detection rules above still apply).
 //
-// Legacy scores take one source and one name: with exactly one value it is sent as a filter;
-// with several, the filter is left out and scores are filtered here (sources case-insensitively,
-// environments with a missing environment counting as "default"). The page's next_cursor stays
-// the server's, so paging is unaffected; a page may then hold fewer scores than asked for.
+// Query timeouts: a 422 "Request timed out" (kRetryable, detail 422) on an observation query
+// without start-time bounds and with an anchor_time is retried at once bounded to
+// [anchor - kAnchorBefore, anchor + kAnchorAfter); from then on every observation query with an
+// anchor is bounded that way (the server has shown it cannot answer unbounded ones). An
+// observation that starts outside that window is not fetched once bounding is on.
 //
-// Generation: options.generation pins one; kUnknown detects. In detect mode health() adopts the
-// generation of the server version while none is known yet, scores()/observations() use the
-// current API while unknown and remember the one that answered, and a 404 from one generation's
-// endpoint switches to the other and retries once (a cursor is specific to its generation, so the
-// retry starts the listing from its first page). A pinned generation never switches: a 404 is
-// returned as kNotFound.
-//
-// Statuses beyond langfuse_api.h's table: 408 -> kRetryable; any other non-2xx (other 4xx, an
-// unfollowed 3xx) -> kPermanent. detail() is always the HTTP status.
-// Error messages look like "GET /api/public/v3/scores: HTTP 503: <server message, at most 200
-// bytes>"; they never contain the base URL, the query, the keys or the Authorization header.
-// Thread-safe: the generation is atomic, everything else is immutable after construction.
+// Thread-safe: the generations and the bounding switch are atomic; the rest is immutable.
 #pragma once
 
 #include <atomic>
-#include <cstddef>
-#include <string>
-#include <string_view>
+#include <chrono>
+#include <memory>
 
 #include "core/clock.h"
 #include "http/http_client.h"
+#include "langfuse/api_transport.h"
+#include "langfuse/current_api.h"
 #include "langfuse/langfuse_api.h"
-#include "langfuse/query_string.h"
+#include "langfuse/legacy_api.h"
 
 namespace lfh {
 
-struct LangfuseClientOptions {
-  std::string base_url;    // scheme://host[:port][/prefix]; trailing slashes are ignored
-  std::string public_key;  // Basic auth user
-  std::string secret_key;  // Basic auth password
-  std::size_t max_response_bytes = std::size_t{64} << 20;
-  ApiGeneration generation = ApiGeneration::kUnknown;  // kUnknown = detect
-};
+/// Observation windows around a trace's anchor once the server times out on unbounded queries:
+/// a trace is annotated after it ran, usually within days.
+inline constexpr std::chrono::hours kAnchorBefore{24 * 30};
+inline constexpr std::chrono::hours kAnchorAfter{24};
 
 class LangfuseClient final : public LangfuseApi {
  public:
-  /// `http` and `clock` (used to read Retry-After dates) must outlive the client.
+  /// Production: both adapters over one transport. `http` and `clock` must outlive the client.
   LangfuseClient(HttpClient& http, const Clock& clock, LangfuseClientOptions options);
+  /// Decorates two adapters (tests); they must outlive the client. `pinned` as
+  /// options.generation above.
+  LangfuseClient(LangfuseApi& current, LangfuseApi& legacy, ApiGeneration pinned);
 
   Result<ServerInfo> health(std::stop_token stop) override;
   Result<ProjectInfo> project(std::stop_token stop) override;
-  ApiGeneration generation() const override { return generation_.load(); }
-  void set_generation(ApiGeneration g) override { generation_.store(g); }
-  /// kPermanent without a request when query.ids holds more than 100 ids.
+  ApiGeneration generation() const override { return scores_generation_.load(); }
+  ApiGeneration observations_generation() const override { return observations_generation_.load(); }
+  void set_generation(ApiGeneration g) override;
   Result<ScorePage> scores(const ScoreQuery& query, std::stop_token stop) override;
-  /// kPermanent without a request when query.trace_id is empty (that would list the project).
   Result<ObservationPage> observations(const ObservationQuery& query,
                                        std::stop_token stop) override;
 
- private:
-  // GET base+path?query; non-2xx statuses become the Status langfuse_api.h documents.
-  Result<HttpResponse> fetch(std::string_view path, const QueryString& query, const char* endpoint,
-                             bool authenticated, std::stop_token stop);
-  Result<ScorePage> scores_with(ApiGeneration g, const ScoreQuery& query, bool drop_cursor,
-                                std::stop_token stop);
-  Result<ObservationPage> observations_with(ApiGeneration g, const ObservationQuery& query,
-                                            bool drop_cursor, std::stop_token stop);
-  template <typename Page, typename Call>
-  Result<Page> with_generation_fallback(Call call);
-  // Status from the server or the transport, with "GET <path>: " in front and keys masked.
-  Status in_context(const Status& status, std::string_view what) const;
-  Status http_error(const HttpResponse& response, std::string_view what) const;
-  std::string mask_keys(std::string text) const;
+  /// Whether observation queries with an anchor are bounded now (see above).
+  bool bounding_observation_queries() const { return bound_observations_.load(); }
 
-  HttpClient& http_;
-  const Clock& clock_;
-  LangfuseClientOptions options_;
-  bool detect_generation_;
-  std::atomic<ApiGeneration> generation_;
+ private:
+  enum class Fallback { kNever, kOnNotFound };
+  template <typename Page, typename Call>
+  Result<Page> with_fallback(std::atomic<ApiGeneration>& generation, Fallback fallback,
+                             const char* endpoint, Call call);
+  LangfuseApi& adapter(ApiGeneration g) { return g == ApiGeneration::kLegacy ? legacy_ : current_; }
+
+  std::unique_ptr<ApiTransport> transport_;  // null when decorating given adapters
+  std::unique_ptr<CurrentApi> owned_current_;
+  std::unique_ptr<LegacyApi> owned_legacy_;
+  LangfuseApi& current_;
+  LangfuseApi& legacy_;
+  const ApiGeneration pinned_;
+  std::atomic<ApiGeneration> scores_generation_;
+  std::atomic<ApiGeneration> observations_generation_;
+  std::atomic<bool> bound_observations_{false};
 };
 
 }  // namespace lfh

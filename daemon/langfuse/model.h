@@ -63,7 +63,8 @@ struct Observation {
   std::optional<std::string> metadata_json;
   std::string input_json = "null";  // valid JSON; plain-text input becomes a JSON string
   std::string output_json = "null";
-  std::string attributes_json = "{}";  // every other field of the item, as received
+  std::string attributes_json = "{}";     // every other field of the item, as received
+  std::optional<std::string> updated_at;  // canonical ISO 8601; the newer version of an id wins
 };
 
 /// A record the server sent that could not be turned into a domain record. The rest of the page
@@ -89,12 +90,23 @@ struct ScorePage {
   std::vector<RecordError> errors;
   std::optional<std::string> next_cursor;  // nullopt on the last page
   std::size_t body_bytes = 0;
+  /// The server's "now" from the response's Date header (canonical ISO 8601); nullopt when the
+  /// response had none or it could not be read.
+  std::optional<std::string> server_time;
 };
 
 struct ObservationQuery {
   std::string trace_id;
   std::optional<std::string> cursor;
   int limit = 10;
+  /// The caller shrank `limit` after a page over the response cap: use it as it is, even where
+  /// the API wants bigger pages for correct paging (legacy offset paging).
+  bool size_reduced = false;
+  /// A time near the trace's (its first score's timestamp): when the server times out on an
+  /// unbounded query, the query is narrowed to start times around it (langfuse_client.h).
+  std::optional<std::string> anchor_time;
+  std::optional<std::string> from_start_time;  // inclusive, canonical ISO 8601
+  std::optional<std::string> to_start_time;    // exclusive
 };
 
 struct ObservationPage {

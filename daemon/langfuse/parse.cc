@@ -507,24 +507,12 @@ void convert_score(Json& item, bool v3, Score& score, std::string& reason) {
   if (!reader.ok()) reason = reader.error();
 }
 
-// next_of(envelope) -> Result<std::optional<std::string>>: the paging rule of the generation.
-template <bool kV3, typename NextOf>
-Result<ScorePage> parse_scores(std::string_view body, NextOf next_of) {
-  auto envelope = scan_page(body);
-  if (!envelope.ok()) return envelope.status();
-  auto next = next_of(*envelope);
-  if (!next.ok()) return next.status();
-  ScorePage page;
-  page.body_bytes = body.size();
-  page.next_cursor = std::move(next.value());
-  convert_items(
-      *envelope,
-      [](std::string_view text, Score& score, std::string& reason) {
-        Json item;
-        if (parse_item(text, item, reason)) convert_score(item, kV3, score, reason);
-      },
-      page.scores, page.errors);
-  return page;
+// How an item of a score page becomes a Score, for one generation.
+auto score_items(bool v3) {
+  return [v3](std::string_view text, Score& score, std::string& reason) {
+    Json item;
+    if (parse_item(text, item, reason)) convert_score(item, v3, score, reason);
+  };
 }
 
 // ---- observations -----------------------------------------------------------------------------
@@ -607,6 +595,7 @@ void convert_observation(std::string_view item_text, bool v2, Observation& obs,
   obs.name = reader.take_string("name", false);
   obs.parent_observation_id = reader.take_string("parentObservationId", false);
   obs.level = reader.take_string("level", false);
+  obs.updated_at = reader.take_timestamp("updatedAt", false);
   obs.environment = reader.take_string("environment", false);
   // v2 names the model providedModelName (field group `model`); v1 calls it model.
   auto provided_model = reader.take_string("providedModelName", false);
@@ -634,22 +623,39 @@ void convert_observation(std::string_view item_text, bool v2, Observation& obs,
   }
 }
 
-template <bool kV2, typename NextOf>
-Result<ObservationPage> parse_observations(std::string_view body, NextOf next_of) {
-  auto envelope = scan_page(body);
-  if (!envelope.ok()) return envelope.status();
-  auto next = next_of(*envelope);
-  if (!next.ok()) return next.status();
-  ObservationPage page;
-  page.body_bytes = body.size();
-  page.next_cursor = std::move(next.value());
-  convert_items(
-      *envelope,
-      [](std::string_view text, Observation& obs, std::string& reason) {
-        convert_observation(text, kV2, obs, reason);
-      },
-      page.observations, page.errors);
-  return page;
+// How an item of an observation page becomes an Observation, for one generation.
+auto observation_items(bool v2) {
+  return [v2](std::string_view text, Observation& obs, std::string& reason) {
+    convert_observation(text, v2, obs, reason);
+  };
+}
+
+// ---- pages ------------------------------------------------------------------------------------
+
+// Every listing of either generation: the envelope, the paging rule (next_of(envelope) ->
+// Result<optional cursor>), then each item through convert_item into page.*records.
+template <typename Page, typename Record, typename NextOf, typename ConvertItem>
+Result<Page> parse_page(std::string_view body, std::vector<Record> Page::*records, NextOf next_of,
+                        ConvertItem convert_item) {
+  return guarded<Page>([&]() -> Result<Page> {
+    auto envelope = scan_page(body);
+    if (!envelope.ok()) return envelope.status();
+    auto next = next_of(*envelope);
+    if (!next.ok()) return next.status();
+    Page page;
+    page.body_bytes = body.size();
+    page.next_cursor = std::move(next.value());
+    convert_items(*envelope, convert_item, page.*records, page.errors);
+    return page;
+  });
+}
+
+auto cursor_paging(const std::optional<std::string>& previous) {
+  return [&previous](const Envelope& e) { return next_cursor(e, previous); };
+}
+
+auto page_number_paging(int current_page) {
+  return [current_page](const Envelope& e) { return next_page(e, current_page); };
 }
 
 }  // namespace
@@ -709,31 +715,22 @@ Result<ProjectInfo> parse_projects(std::string_view body) {
 
 Result<ScorePage> parse_scores_v3(std::string_view body,
                                   const std::optional<std::string>& previous_cursor) {
-  return guarded<ScorePage>([&] {
-    return parse_scores<true>(body,
-                              [&](const Envelope& e) { return next_cursor(e, previous_cursor); });
-  });
+  return parse_page(body, &ScorePage::scores, cursor_paging(previous_cursor), score_items(true));
 }
 
 Result<ScorePage> parse_scores_legacy(std::string_view body, int current_page) {
-  return guarded<ScorePage>([&] {
-    return parse_scores<false>(body, [&](const Envelope& e) { return next_page(e, current_page); });
-  });
+  return parse_page(body, &ScorePage::scores, page_number_paging(current_page), score_items(false));
 }
 
 Result<ObservationPage> parse_observations_v2(std::string_view body,
                                               const std::optional<std::string>& previous_cursor) {
-  return guarded<ObservationPage>([&] {
-    return parse_observations<true>(
-        body, [&](const Envelope& e) { return next_cursor(e, previous_cursor); });
-  });
+  return parse_page(body, &ObservationPage::observations, cursor_paging(previous_cursor),
+                    observation_items(true));
 }
 
 Result<ObservationPage> parse_observations_legacy(std::string_view body, int current_page) {
-  return guarded<ObservationPage>([&] {
-    return parse_observations<false>(body,
-                                     [&](const Envelope& e) { return next_page(e, current_page); });
-  });
+  return parse_page(body, &ObservationPage::observations, page_number_paging(current_page),
+                    observation_items(false));
 }
 
 std::string json_text_from_raw_string(std::string raw) {

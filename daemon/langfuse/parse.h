@@ -48,8 +48,8 @@ Result<ServerInfo> parse_health(std::string_view body);
 Result<ProjectInfo> parse_projects(std::string_view body);
 
 /// GET /api/public/v3/scores. next_cursor = meta.cursor (nullopt when absent, null or empty; kept
-/// on an empty page, whose cursor must still be followed). previous_cursor: the cursor the request was sent with; a page
-/// whose cursor equals it -> kCorrupt "cursor did not advance".
+/// on an empty page, whose cursor must still be followed). previous_cursor: the cursor the request
+/// was sent with; a page whose cursor equals it -> kCorrupt "cursor did not advance".
 Result<ScorePage> parse_scores_v3(std::string_view body,
                                   const std::optional<std::string>& previous_cursor = std::nullopt);
 
@@ -59,8 +59,10 @@ Result<ScorePage> parse_scores_v3(std::string_view body,
 Result<ScorePage> parse_scores_legacy(std::string_view body, int current_page);
 
 /// GET /api/public/v2/observations. input/output arrive as raw strings: valid JSON text is kept
-/// as it is, anything else (plain text) is stored as a JSON string. Cursor rules as for
-/// parse_scores_v3().
+/// as it is, anything else (plain text) is stored as a JSON string. updatedAt (field group
+/// `time`; legacy items always carry it) becomes Observation::updated_at. Cursor rules as for
+/// parse_scores_v3(). All four listings share one page parser: the envelope, the generation's
+/// paging rule, then one item at a time.
 Result<ObservationPage> parse_observations_v2(
     std::string_view body, const std::optional<std::string>& previous_cursor = std::nullopt);
 

@@ -3,13 +3,39 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
+#include <string_view>
 
 #include "core/time_format.h"
 #include "store/schema.h"
 
 namespace lfh {
 namespace {
+
+// (timestamp, updatedAt) of a stored score is newer than an incoming one's. A missing updatedAt
+// counts as the oldest.
+bool is_newer(const std::string& stored_ts, const std::optional<std::string>& stored_updated,
+              const std::string& incoming_ts, const std::optional<std::string>& incoming_updated) {
+  if (stored_ts != incoming_ts) return stored_ts > incoming_ts;
+  return stored_updated.value_or("") > incoming_updated.value_or("");
+}
+
+// The newest copy of each id in a page (the server does not de-duplicate), in page order.
+std::vector<const Score*> newest_per_id(const std::vector<Score>& scores) {
+  std::map<std::string_view, std::size_t> index;
+  std::vector<const Score*> out;
+  for (const Score& score : scores) {
+    auto [it, inserted] = index.emplace(score.id, out.size());
+    if (inserted) {
+      out.push_back(&score);
+    } else if (!is_newer(out[it->second]->timestamp, out[it->second]->updated_at, score.timestamp,
+                         score.updated_at)) {
+      out[it->second] = &score;  // equal or newer: the later copy wins, as a re-read would
+    }
+  }
+  return out;
+}
 
 // Every statement the sync side runs, prepared once at open.
 const std::pair<const char*, const char*> kStatements[] = {
@@ -57,7 +83,7 @@ const std::pair<const char*, const char*> kStatements[] = {
       UPDATE sync_state SET pass_cursor = NULL, pass_max_timestamp = NULL
       WHERE project_id = :p AND stream = :s)"},
     {"score_get", R"(
-      SELECT value_json, string_value, comment, deleted_at FROM scores
+      SELECT value_json, string_value, comment, deleted_at, timestamp, updated_at FROM scores
       WHERE project_id = :p AND score_id = :id)"},
     {"score_upsert", R"(
       INSERT INTO scores (project_id, score_id, name, source, data_type, value_json, value_num,
@@ -90,7 +116,10 @@ const std::pair<const char*, const char*> kStatements[] = {
       INSERT INTO traces (project_id, trace_id, state, queued_at) VALUES (:p, :t, 'pending', :now)
       ON CONFLICT (project_id, trace_id) DO NOTHING)"},
     {"trace_due", R"(
-      SELECT trace_id, obs_cursor, page_size, attempts, pages_fetched, state FROM traces
+      SELECT trace_id, obs_cursor, page_size, attempts, pages_fetched, state,
+             (SELECT min(s.timestamp) FROM scores s
+              WHERE s.project_id = traces.project_id AND s.trace_id = traces.trace_id)
+      FROM traces
       WHERE project_id = :p AND (state = 'pending'
         OR (state = 'retry' AND next_attempt_at <= :now)
         OR (state = 'done' AND refetch_at IS NOT NULL AND refetch_at <= :now))
@@ -101,9 +130,9 @@ const std::pair<const char*, const char*> kStatements[] = {
     {"obs_upsert", R"(
       INSERT INTO observations (project_id, observation_id, trace_id, type, name,
         parent_observation_id, start_time, end_time, level, environment, model, usage_json,
-        metadata_json, input_json, output_json, attributes_json, fetched_at)
+        metadata_json, input_json, output_json, attributes_json, fetched_at, updated_at)
       VALUES (:p, :id, :trace_id, :type, :name, :parent, :start, :end, :level, :environment,
-        :model, :usage, :metadata, :input, :output, :attributes, :now)
+        :model, :usage, :metadata, :input, :output, :attributes, :now, :updated_at)
       ON CONFLICT (project_id, observation_id) DO UPDATE SET
         trace_id = excluded.trace_id, type = excluded.type, name = excluded.name,
         parent_observation_id = excluded.parent_observation_id,
@@ -111,7 +140,12 @@ const std::pair<const char*, const char*> kStatements[] = {
         environment = excluded.environment, model = excluded.model,
         usage_json = excluded.usage_json, metadata_json = excluded.metadata_json,
         input_json = excluded.input_json, output_json = excluded.output_json,
-        attributes_json = excluded.attributes_json, fetched_at = excluded.fetched_at)"},
+        attributes_json = excluded.attributes_json, fetched_at = excluded.fetched_at,
+        updated_at = excluded.updated_at
+      -- The server can return an observation twice (stored versions are not merged): an older
+      -- version never replaces a newer one.
+      WHERE excluded.updated_at IS NULL OR observations.updated_at IS NULL
+        OR excluded.updated_at >= observations.updated_at)"},
     {"trace_progress", R"(
       UPDATE traces SET
         state = CASE WHEN state = 'done' THEN 'done' ELSE 'pending' END,
@@ -152,6 +186,8 @@ const std::pair<const char*, const char*> kStatements[] = {
     {"score_live_ids", R"(
       SELECT score_id FROM scores
       WHERE project_id = :p AND deleted_at IS NULL AND score_id > :after
+        AND NOT (:listed_only AND (subject_kind IN ('session', 'experiment')
+                                   OR data_type = 'CORRECTION'))
       ORDER BY score_id LIMIT :limit)"},
     {"score_live_count", R"(
       SELECT count(*) FROM scores WHERE project_id = :p AND deleted_at IS NULL)"},
@@ -251,11 +287,13 @@ Status CheckpointStore::begin_pass(const std::string& project, const std::string
 
 Result<ScorePageCounts> CheckpointStore::apply_score_page(
     const std::string& project, const std::string& stream, const std::vector<Score>& scores,
-    const std::optional<std::string>& next_cursor, bool queue_traces, int64_t pass_requests) {
+    const std::optional<std::string>& next_cursor, bool queue_traces, int64_t pass_requests,
+    const std::optional<std::string>& newest_allowed) {
   std::lock_guard lock(mu_);
   sql::Transaction tx(db_);
   if (Status s = tx.begin(); !s.ok()) return s;
-  auto counts = apply_score_page_locked(project, stream, scores, next_cursor, queue_traces);
+  auto counts =
+      apply_score_page_locked(project, stream, scores, next_cursor, queue_traces, newest_allowed);
   if (!counts.ok()) return counts;
   if (!next_cursor) {
     if (Status s = finish_pass_locked(project, stream, pass_requests); !s.ok()) return s;
@@ -266,13 +304,13 @@ Result<ScorePageCounts> CheckpointStore::apply_score_page(
 
 Result<ScorePageCounts> CheckpointStore::apply_score_page_locked(
     const std::string& project, const std::string& stream, const std::vector<Score>& scores,
-    const std::optional<std::string>& next_cursor, bool queue_traces) {
+    const std::optional<std::string>& next_cursor, bool queue_traces,
+    const std::optional<std::string>& newest_allowed) {
   ScorePageCounts counts;
   const std::string now = now_text();
-  std::set<std::string> seen;
   std::optional<std::string> max_ts;
-  for (const Score& score : scores) {
-    if (!seen.insert(score.id).second) continue;  // the server does not de-duplicate pages
+  for (const Score* newest : newest_per_id(scores)) {
+    const Score& score = *newest;
     if (!max_ts || score.timestamp > *max_ts) max_ts = score.timestamp;
 
     auto& get = stmt("score_get");
@@ -284,13 +322,20 @@ Result<ScorePageCounts> CheckpointStore::apply_score_page_locked(
     }
     const bool exists = *row;
     std::optional<std::string> old_value, old_string, old_comment, old_deleted;
+    bool stored_is_newer = false;
     if (exists) {
       old_value = get.opt_text(0);
       old_string = get.opt_text(1);
       old_comment = get.opt_text(2);
       old_deleted = get.opt_text(3);
+      stored_is_newer = is_newer(get.text(4), get.opt_text(5), score.timestamp, score.updated_at);
     }
     get.reset();
+    if (stored_is_newer) {
+      // An older copy of a score re-saved on another day: the cache keeps the newer one.
+      ++counts.unchanged;
+      continue;
+    }
 
     const bool changed =
         exists && (old_value != score.value_json || old_string != score.string_value ||
@@ -364,6 +409,9 @@ Result<ScorePageCounts> CheckpointStore::apply_score_page_locked(
       if (db_.changes() > 0) ++counts.traces_queued;
     }
   }
+  // Annotators' browser clocks can run ahead: a watermark past the server's "now" would hide
+  // every score stamped before it.
+  if (max_ts && newest_allowed && *max_ts > *newest_allowed) max_ts = newest_allowed;
   Status s = stmt("pass_advance")
                  .bind(":p", project)
                  .bind(":s", stream)
@@ -438,6 +486,7 @@ Result<std::vector<TraceTask>> CheckpointStore::due_traces(
     t.attempts = static_cast<int>(q.int64(3));
     t.pages_fetched = static_cast<int>(q.int64(4));
     t.refetch = q.text_view(5) == "done";
+    t.anchor_time = q.opt_text(6);
     tasks.push_back(std::move(t));
     if (static_cast<int>(tasks.size()) >= limit) break;
   }
@@ -483,6 +532,7 @@ Status CheckpointStore::apply_observation_page(const std::string& project, const
                    .bind(":input", o.input_json)
                    .bind(":output", o.output_json)
                    .bind(":attributes", o.attributes_json)
+                   .bind(":updated_at", o.updated_at)
                    .bind(":now", now)
                    .run();
     if (!s.ok()) return s;
@@ -588,10 +638,14 @@ Result<TraceCounts> CheckpointStore::trace_counts(const std::string& project) {
 
 Result<std::vector<std::string>> CheckpointStore::live_score_ids(const std::string& project,
                                                                  const std::string& after_id,
-                                                                 int limit) {
+                                                                 int limit,
+                                                                 bool legacy_listed_only) {
   std::lock_guard lock(mu_);
   auto& q = stmt("score_live_ids");
-  q.bind(":p", project).bind(":after", after_id).bind(":limit", limit);
+  q.bind(":p", project)
+      .bind(":after", after_id)
+      .bind(":limit", limit)
+      .bind(":listed_only", legacy_listed_only);
   std::vector<std::string> ids;
   for (;;) {
     auto row = q.step();

@@ -51,7 +51,8 @@ struct TraceTask {
   int page_size = 0;                  // 0: the configured default
   int attempts = 0;
   int pages_fetched = 0;
-  bool refetch = false;  // a settle re-fetch of a trace that was already done
+  bool refetch = false;                    // a settle re-fetch of a trace that was already done
+  std::optional<std::string> anchor_time;  // the trace's first score timestamp, if any
 };
 
 struct TraceCounts {
@@ -77,11 +78,15 @@ class CheckpointStore {
   /// Upserts a page of scores, queues their traces (when queue_traces), and moves the pass
   /// cursor to next_cursor — all in one transaction. When next_cursor is nullopt (last page)
   /// the same transaction finishes the pass (as finish_pass with pass_requests). A score whose
-  /// value, label or comment changed gets a score_changes row. Duplicate ids are applied once.
-  Result<ScorePageCounts> apply_score_page(const std::string& project, const std::string& stream,
-                                           const std::vector<Score>& scores,
-                                           const std::optional<std::string>& next_cursor,
-                                           bool queue_traces, int64_t pass_requests);
+  /// value, label or comment changed gets a score_changes row.
+  /// Newest wins: of several copies of one id (in the page, or the page and the cache) only the
+  /// one with the greatest timestamp, then updatedAt, is kept; an older copy changes nothing and
+  /// counts as unchanged. The pass's newest timestamp (the next watermark) is capped at
+  /// newest_allowed (the server's "now") when given.
+  Result<ScorePageCounts> apply_score_page(
+      const std::string& project, const std::string& stream, const std::vector<Score>& scores,
+      const std::optional<std::string>& next_cursor, bool queue_traces, int64_t pass_requests,
+      const std::optional<std::string>& newest_allowed = std::nullopt);
   /// Ends the pass: watermark = max(old watermark, newest timestamp the pass saw), cursor cleared.
   Status finish_pass(const std::string& project, const std::string& stream, int64_t requests);
   /// Records a stream as completed now without a pass (the first complete harvest counts as a
@@ -120,8 +125,11 @@ class CheckpointStore {
 
   // --- maintenance support -----------------------------------------------------------------
   /// Live (not deleted) score ids of the project, ordered by id, after `after_id`, up to limit.
+  /// legacy_listed_only: only scores the legacy API lists (not session, experiment or
+  /// CORRECTION scores), for a sweep over that API.
   Result<std::vector<std::string>> live_score_ids(const std::string& project,
-                                                  const std::string& after_id, int limit);
+                                                  const std::string& after_id, int limit,
+                                                  bool legacy_listed_only = false);
   /// Marks these ids deleted (deleted_at = now, history row) unless already deleted.
   Result<int> mark_scores_deleted(const std::string& project, const std::vector<std::string>& ids);
   Result<int64_t> live_score_count(const std::string& project);
@@ -149,7 +157,8 @@ class CheckpointStore {
                                                   const std::string& stream,
                                                   const std::vector<Score>& scores,
                                                   const std::optional<std::string>& next_cursor,
-                                                  bool queue_traces);
+                                                  bool queue_traces,
+                                                  const std::optional<std::string>& newest_allowed);
   Status finish_pass_locked(const std::string& project, const std::string& stream,
                             int64_t requests);
 

@@ -7,15 +7,40 @@
 
 #include "core/log.h"
 #include "core/time_format.h"
+#include "langfuse/api_transport.h"
+#include "langfuse/query_string.h"
 
 namespace lfh {
 namespace {
-constexpr int kSweepBatch = 100;  // the current API takes up to 100 ids per request
+
+constexpr int kSweepBatch = 100;  // both APIs take up to 100 ids per request
+
+// The longest prefix of `ids` whose encoded list fits one request (at least one id).
+std::size_t fitting_prefix(const std::vector<std::string>& ids) {
+  std::size_t bytes = 0;
+  for (std::size_t n = 0; n < ids.size(); ++n) {
+    bytes += percent_encode(ids[n]).size() + (n > 0 ? 1 : 0);
+    if (bytes > kMaxIdListBytes) return std::max<std::size_t>(n, 1);
+  }
+  return ids.size();
 }
+
+bool is_url_too_long(const Status& status) {
+  return status.kind() == ErrorKind::kPermanent &&
+         (status.detail() == 414 || status.detail() == 431);
+}
+
+// The server refused this request for good; another batch may still pass.
+bool refused_for_good(const Status& status) {
+  return status.kind() == ErrorKind::kPermanent || status.kind() == ErrorKind::kNotFound;
+}
+
+}  // namespace
 
 Maintenance::Maintenance(LangfuseApi& api, CheckpointStore& store, ServerGate& gate, Clock& clock,
                          Random& random, const SyncSettings& settings)
-    : store_(store),
+    : api_(api),
+      store_(store),
       clock_(clock),
       settings_(settings),
       poller_(api, store, gate, clock, random, settings) {}
@@ -111,6 +136,45 @@ void Maintenance::rescan(const std::string& project, const std::string& from,
   }
 }
 
+Result<std::size_t> Maintenance::check_batch(const std::vector<std::string>& ids,
+                                             std::set<std::string>& present, ScorePassResult& pass,
+                                             std::stop_token stop) {
+  std::size_t count = fitting_prefix(ids);
+  for (;;) {
+    ScoreQuery q;
+    q.ids.assign(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(count));
+    q.limit = kSweepBatch;
+    std::set<std::string> found;
+    Status failure;
+    // The server may page even an id query; follow its cursor.
+    for (;;) {
+      auto page = poller_.fetch_page(q, stop, pass);
+      if (!page.ok()) {
+        failure = page.status();
+        break;
+      }
+      for (const auto& s : page->scores) found.insert(s.id);
+      // Unreadable items still prove their id exists.
+      for (const auto& e : page->errors) found.insert(e.record_id);
+      if (!page->next_cursor || page->next_cursor == q.cursor) break;
+      q.cursor = page->next_cursor;
+    }
+    if (failure.ok()) {
+      present.merge(found);
+      return count;
+    }
+    if (is_url_too_long(failure) && count > 1) {
+      count /= 2;
+      log::info("deletion sweep: the server refused {} bytes of ids (HTTP {}); trying {} ids",
+                encoded_list_bytes(q.ids), failure.detail(), count);
+      pass.outcome = ScorePassResult::Outcome::kComplete;
+      pass.error = Status::Ok();
+      continue;
+    }
+    return failure;
+  }
+}
+
 void Maintenance::sweep(const std::string& project, int64_t max_batches, MaintenanceReport& report,
                         std::stop_token stop) {
   auto st = store_.pass_state(project, kStreamSweep);
@@ -126,76 +190,82 @@ void Maintenance::sweep(const std::string& project, int64_t max_batches, Mainten
     return;
   }
   report.sweep_ran = true;
+  // The legacy API never lists session, experiment or CORRECTION scores: their absence there
+  // proves nothing.
+  const bool legacy = api_.generation() == ApiGeneration::kLegacy;
   ScorePassResult pass;  // counts requests and carries the outcome of fetch_page
+  auto finish = [&] {
+    if (Status s = store_.finish_pass(project, kStreamSweep, pass.requests); !s.ok()) {
+      report.error = s;
+      return;
+    }
+    report.sweep_complete = true;
+    log::info("deletion sweep done: {} deletions seen", report.deletions_seen);
+  };
   for (int64_t batch = 0; max_batches < 0 || batch < max_batches; ++batch) {
-    auto ids = store_.live_score_ids(project, after, kSweepBatch);
+    auto ids = store_.live_score_ids(project, after, kSweepBatch, legacy);
     if (!ids.ok()) {
       report.error = ids.status();
       return;
     }
-    if (ids->empty()) {
-      if (Status s = store_.finish_pass(project, kStreamSweep, pass.requests); !s.ok()) {
-        report.error = s;
-        return;
-      }
-      report.sweep_complete = true;
-      log::info("deletion sweep done: {} deletions seen", report.deletions_seen);
-      break;
-    }
-    ScoreQuery q;
-    q.ids = *ids;
-    q.limit = kSweepBatch;
+    if (ids->empty()) return finish();
     std::set<std::string> present;
-    bool ok = true;
-    // The server may page even an id query; follow its cursor.
-    for (;;) {
-      auto page = poller_.fetch_page(q, stop, pass);
-      if (!page.ok()) {
-        ok = false;
-        break;
-      }
-      for (const auto& s : page->scores) present.insert(s.id);
-      // Unreadable items still prove their id exists.
-      for (const auto& e : page->errors) present.insert(e.record_id);
-      if (!page->next_cursor || page->next_cursor == q.cursor) break;
-      q.cursor = page->next_cursor;
-    }
+    auto checked = check_batch(*ids, present, pass, stop);
     report.sweep_requests = pass.requests;
-    if (!ok) {
-      if (pass.outcome == ScorePassResult::Outcome::kCancelled)
-        report.cancelled = true;
-      else if (pass.outcome == ScorePassResult::Outcome::kFatal)
-        report.error = pass.error;
-      else
-        report.waiting = true;
+    std::size_t count = checked.ok() ? *checked : fitting_prefix(*ids);
+    std::vector<std::string> batch_ids(ids->begin(),
+                                       ids->begin() + static_cast<std::ptrdiff_t>(count));
+    Status skipped;
+    if (!checked.ok()) {
+      const Status& err = checked.status();
+      if (!refused_for_good(err)) {
+        if (pass.outcome == ScorePassResult::Outcome::kCancelled) {
+          report.cancelled = true;
+        } else if (pass.outcome == ScorePassResult::Outcome::kWaiting) {
+          report.waiting = true;
+        } else {
+          report.error = err;
+        }
+        return;
+      }
+      // Refused for good: skip this batch (nothing in it is marked deleted) so the sweep does
+      // not stall on it, and say so.
+      skipped = Status::Error(
+          ErrorKind::kPermanent,
+          fmt::format("deletion sweep: skipped {} score ids from {} the server refused: {}", count,
+                      batch_ids.front(), err.message()));
+      skipped.with_detail(err.detail());
+      report.sweep_skipped_ids += static_cast<int64_t>(count);
+      log::error("{}", skipped.message());
+      (void)store_.record_event(project, "error", "sweep", batch_ids.front(), skipped.message());
+    } else {
+      std::vector<std::string> missing;
+      for (const auto& id : batch_ids) {
+        if (!present.count(id)) missing.push_back(id);
+      }
+      if (!missing.empty()) {
+        auto marked = store_.mark_scores_deleted(project, missing);
+        if (!marked.ok()) {
+          report.error = marked.status();
+          return;
+        }
+        report.deletions_seen += *marked;
+        log::info("deletion sweep: {} scores no longer on the server", *marked);
+      }
+    }
+    after = batch_ids.back();
+    // A short read was the last one: the sweep is complete once all of it is checked.
+    if (static_cast<int>(ids->size()) < kSweepBatch && count == ids->size()) {
+      finish();
+      if (!skipped.ok() && report.error.ok()) report.error = skipped;
       return;
-    }
-    std::vector<std::string> missing;
-    for (const auto& id : *ids) {
-      if (!present.count(id)) missing.push_back(id);
-    }
-    if (!missing.empty()) {
-      auto marked = store_.mark_scores_deleted(project, missing);
-      if (!marked.ok()) {
-        report.error = marked.status();
-        return;
-      }
-      report.deletions_seen += *marked;
-      log::info("deletion sweep: {} scores no longer on the server", *marked);
-    }
-    after = ids->back();
-    if (static_cast<int>(ids->size()) < kSweepBatch) {
-      // A short batch was the last one: the sweep is complete.
-      if (Status s = store_.finish_pass(project, kStreamSweep, pass.requests); !s.ok()) {
-        report.error = s;
-        return;
-      }
-      report.sweep_complete = true;
-      log::info("deletion sweep done: {} deletions seen", report.deletions_seen);
-      break;
     }
     if (Status s = store_.set_pass_cursor(project, kStreamSweep, after); !s.ok()) {
       report.error = s;
+      return;
+    }
+    if (!skipped.ok()) {
+      report.error = skipped;  // progress is saved; the next slice goes on after this batch
       return;
     }
   }

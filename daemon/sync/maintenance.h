@@ -2,13 +2,20 @@
 // leave no trace):
 // - re-scan: every rescan_interval, re-read the scores of the last rescan_window and let the
 //   store record every changed value, label or comment;
-// - deletion sweep: every sweep_interval, ask the server for the known ids in batches of 100
+// - deletion sweep: every sweep_interval, ask the server for the known ids in batches (at most
+//   100 ids and kMaxIdListBytes of encoded ids, so the request line stays under nginx's 8 KB)
 //   and mark the missing ones deleted. A sweep is spread over several passes (a few batches per
 //   pass) so it never holds up fresh annotations; it resumes at the last id checked.
+//   A batch the server refuses with 414 or 431 is halved until it passes. A batch refused for
+//   good (400, 404, or 414/431 with a single id) is skipped: nothing in it is marked, an error
+//   event is recorded, the sweep cursor moves past it, and the slice ends with report.error set
+//   (kPermanent), so the pass and `lfharvest sync`'s exit code show it. Over the legacy API the
+//   sweep never asks for session, experiment or CORRECTION scores, which that API never lists.
 // Both run on the maintenance API, whose budget is a share of the global one.
 #pragma once
 
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
 
@@ -32,8 +39,9 @@ struct MaintenanceReport {
   int64_t edits_seen = 0;
   int64_t deletions_seen = 0;
   int64_t restored = 0;
-  int64_t new_scores = 0;  // scores the re-scan found that the poll had not
-  bool waiting = false;    // stopped early on server trouble; resumes next pass
+  int64_t new_scores = 0;         // scores the re-scan found that the poll had not
+  int64_t sweep_skipped_ids = 0;  // ids in batches the server refused for good
+  bool waiting = false;           // stopped early on server trouble; resumes next pass
   bool cancelled = false;
   Status error;  // fatal problem (database, auth)
 };
@@ -64,6 +72,13 @@ class Maintenance {
              std::stop_token stop);
   bool due(const std::optional<std::string>& last_completed, Millis interval) const;
 
+  /// Asks the server which of `ids` exist; halves on 414/431. Returns the ids checked (a prefix
+  /// of `ids`) or the error; `present` gets the ids found.
+  Result<std::size_t> check_batch(const std::vector<std::string>& ids,
+                                  std::set<std::string>& present, ScorePassResult& pass,
+                                  std::stop_token stop);
+
+  LangfuseApi& api_;
   CheckpointStore& store_;
   Clock& clock_;
   const SyncSettings& settings_;

@@ -37,7 +37,9 @@ Result<ScorePage> ScorePoller::fetch_page(const ScoreQuery& query, std::stop_tok
         return Status::Error(ErrorKind::kCancelled, "stopped");
       case ServerGate::Wait::kTooLong:
         result.outcome = Outcome::kWaiting;
-        return Status::Error(ErrorKind::kRetryable, "server unavailable (circuit breaker open)");
+        result.error =
+            Status::Error(ErrorKind::kRetryable, "server unavailable (circuit breaker open)");
+        return result.error;
     }
     ++result.requests;
     auto page = api_.scores(query, stop);
@@ -55,20 +57,23 @@ Result<ScorePage> ScorePoller::fetch_page(const ScoreQuery& query, std::stop_tok
         break;
       default:  // auth, permanent, not found, config, io: retrying cannot help
         result.outcome = Outcome::kFatal;
+        result.error = err;
         return err;
     }
     ++attempt;
     if (attempt >= settings_.max_attempts) {
       result.outcome = Outcome::kFatal;
-      return Status::Error(
+      result.error = Status::Error(
           ErrorKind::kFatal,
           fmt::format("giving up on scores after {} attempts: {}", attempt, err.message()));
+      return result.error;
     }
     Millis delay =
         backoff_delay(attempt - 1, settings_.backoff_base, settings_.backoff_cap, random_);
     if (err.retry_after_ms()) delay = std::max(delay, Millis(*err.retry_after_ms()));
     if (delay > settings_.max_wait) {
       result.outcome = Outcome::kWaiting;
+      result.error = err;
       return err;
     }
     log::warn("scores request failed ({}); retry {} in {} ms", err.message(), attempt,
@@ -175,8 +180,11 @@ ScorePassResult ScorePoller::run_stream(const std::string& project, const std::s
       (void)store_.reset_pass(project, stream);
       return result;
     }
+    // The watermark never runs ahead of the server's clock (its Date header; ours without one):
+    // UI score timestamps come from annotators' browsers.
+    const std::string server_now = page->server_time.value_or(format_iso8601(clock_.now()));
     auto counts = store_.apply_score_page(project, stream, page->scores, next,
-                                          /*queue_traces=*/true, result.requests);
+                                          /*queue_traces=*/true, result.requests, server_now);
     if (!counts.ok()) {
       result.outcome = Outcome::kFatal;
       result.error = counts.status();

@@ -49,6 +49,7 @@ class ScorePoller {
 
   /// One page request with the retry policy: transient errors back off (capped full jitter,
   /// never earlier than Retry-After) up to max_attempts, waits longer than max_wait end the pass.
+  /// On failure result.outcome and result.error say why (the error is also returned).
   Result<ScorePage> fetch_page(const ScoreQuery& query, std::stop_token stop,
                                ScorePassResult& result);
 

@@ -2,7 +2,7 @@
 //
 // Workers ask may_send() before each request and report() each outcome; when the breaker is
 // open they stop taking work. The pass loop calls wait_until_closed(), which sends at most one
-// health probe per breaker interval and returns once the server answers again.
+// probe per breaker interval and returns once the API answers again.
 #pragma once
 
 #include <stop_token>
@@ -28,7 +28,10 @@ class ServerGate {
 
   enum class Wait { kClosed, kTooLong, kStopped };
   /// Returns kClosed at once while the breaker is closed. Otherwise waits for probe times
-  /// (never past now + max_wait: kTooLong) and probes GET /api/public/health until it answers.
+  /// (never past now + max_wait: kTooLong) and probes until the API answers: a probe is
+  /// GET /api/public/health (cheap, no auth; a 404 there is no failure: old servers lack it)
+  /// then, when health did not fail, GET /api/public/projects. Only an API answer that is not a
+  /// server failure closes the breaker: health checks nothing on the server by default.
   Wait wait_until_closed(Millis max_wait, std::stop_token stop);
 
  private:

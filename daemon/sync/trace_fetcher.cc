@@ -35,6 +35,8 @@ TraceFetchResult TraceFetcher::fetch(const std::string& project, TraceTask task,
     q.trace_id = task.trace_id;
     q.cursor = task.cursor;
     q.limit = page_size;
+    q.size_reduced = page_size < settings_.observation_page_size;
+    q.anchor_time = task.anchor_time;  // lets the API narrow a query the server times out on
     ++result.requests;
     auto page = api_.observations(q, stop);
     gate_.report(page.status());

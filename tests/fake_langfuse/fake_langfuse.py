@@ -949,7 +949,8 @@ class DataStore:
         return self._observations.get(obs_id)
 
     def all_scores(self) -> tuple[list[Score], list[Score]]:
-        return list(self._scores_asc), list(self._deleted.values())
+        current = [s for s in self._scores_asc if self._scores.get(s.id) is s]
+        return current, list(self._deleted.values())
 
     def scores_desc(self, now: float, before: tuple[int, str] | None = None) -> Iterator[Score]:
         """Visible scores by (timestamp, id) descending, strictly before ``before``."""
@@ -974,7 +975,26 @@ class DataStore:
                 yield obs
 
     def trace_observations(self, trace_id: str, now: float) -> list[Observation]:
-        return [o for o in self._observations_by_trace.get(trace_id, []) if o.visible_at <= now]
+        """The current version of each visible observation (older stored versions left out)."""
+        return [o for o in self._observations_by_trace.get(trace_id, [])
+                if o.visible_at <= now and self._observations.get(o.id) is o]
+
+    def store_old_score_copy(self, old: Score) -> None:
+        """Keeps an older stored copy of a score beside the current one (listed, not the truth)."""
+        with self._lock:
+            merged = list(self._scores_asc)
+            bisect.insort(merged, old, key=score_key)
+            self._scores_asc = merged
+
+    def store_old_observation_copy(self, old: Observation) -> None:
+        """Keeps an older version of an observation, listed after the current one."""
+        with self._lock:
+            merged = list(self._observations_asc)
+            bisect.insort_left(merged, old, key=observation_key)
+            self._observations_asc = merged
+            per_trace = list(self._observations_by_trace.get(old.trace_id, []))
+            bisect.insort_left(per_trace, old, key=observation_key)
+            self._observations_by_trace[old.trace_id] = per_trace
 
 
 # --------------------------------------------------------------------------
@@ -1589,7 +1609,7 @@ def observation_v2(obs: Observation, groups: set[str], expand: set[str] | None,
             "isRootObservation": obs.parent_id is None})
     if "time" in groups:
         item.update({"completionStartTime": iso(obs.completion_start_ms),
-                     "createdAt": iso(obs.created_ms), "updatedAt": iso(obs.created_ms)})
+                     "createdAt": iso(obs.created_ms), "updatedAt": iso(updated_ms(obs))})
     if "io" in groups:
         item["input"] = raw_io(obs.input)
         item["output"] = raw_io(obs.output)
@@ -1619,6 +1639,11 @@ def observation_v2(obs: Observation, groups: set[str], expand: set[str] | None,
     return item
 
 
+def updated_ms(obs: Observation) -> int:
+    """updatedAt of a stored version (set by /__fake/observations/resave), else createdAt."""
+    return getattr(obs, "updated_ms", None) or obs.created_ms
+
+
 def observation_legacy(obs: Observation, project_id: str) -> dict[str, Any]:
     """ObservationsView (legacy v1 list and trace detail): input/output parsed."""
     prices = MODELS.get(obs.model or "")
@@ -1645,7 +1670,7 @@ def observation_legacy(obs: Observation, project_id: str) -> dict[str, Any]:
         "calculatedTotalCost": obs.cost.get("total"), "latency": latency,
         "timeToFirstToken": ((obs.completion_start_ms - obs.start_ms) / 1000
                              if obs.completion_start_ms is not None else None),
-        "createdAt": iso(obs.created_ms), "updatedAt": iso(obs.created_ms),
+        "createdAt": iso(obs.created_ms), "updatedAt": iso(updated_ms(obs)),
         "unit": "TOKENS", "promptTokens": usage_in, "completionTokens": usage_out,
         "totalTokens": usage_total, "usagePricingTierName": None, "usagePricingTierId": None}
 
@@ -1659,7 +1684,11 @@ class RuntimeOptions:
 
     FIELDS = {"duplicate_across_pages": bool, "v3_require_from_timestamp": bool,
               "v3_layout": str, "rate_limit_per_minute": (int, type(None)),
-              "rate_limit_window_s": (int, float), "rate_limit_langfuse_quirk": bool}
+              "rate_limit_window_s": (int, float), "rate_limit_langfuse_quirk": bool,
+              # Edges of the real server (issue 11), see README "Server edges".
+              "max_request_line": int, "max_header_bytes": int, "v2_observations": str,
+              "observation_query_timeout": bool, "outage_spares_health": bool,
+              "legacy_lists_all_kinds": bool, "health_version": (str, type(None))}
 
     def __init__(self, **values: Any):
         self._lock = threading.Lock()
@@ -1669,6 +1698,13 @@ class RuntimeOptions:
         self.rate_limit_per_minute: int | None = None
         self.rate_limit_window_s: float = 60.0
         self.rate_limit_langfuse_quirk = False
+        self.max_request_line = 8192      # nginx: a longer request line gets 414 (0: no limit)
+        self.max_header_bytes = 16384     # Node: more header bytes get 431 (0: no limit)
+        self.v2_observations = "ok"       # "404": v4 without the preview; "501": 3.133..3.158
+        self.observation_query_timeout = False  # 422 "Request timed out" without fromStartTime
+        self.outage_spares_health = False  # health answers 200 during a 503 outage
+        self.legacy_lists_all_kinds = True  # False: legacy /scores hides session/experiment/CORRECTION
+        self.health_version: str | None = None  # the version /health reports (None: by generation)
         self.update(values)
 
     def update(self, values: dict[str, Any]) -> None:
@@ -1681,6 +1717,8 @@ class RuntimeOptions:
                     raise ValueError(f"option {name!r} has the wrong type")
                 if name == "v3_layout" and value not in ("flat", "nested"):
                     raise ValueError("v3_layout must be 'flat' or 'nested'")
+                if name == "v2_observations" and value not in ("ok", "404", "501"):
+                    raise ValueError("v2_observations must be 'ok', '404' or '501'")
                 if name == "rate_limit_window_s" and value <= 0:
                     raise ValueError("rate_limit_window_s must be > 0")
                 setattr(self, name, value)
@@ -2064,7 +2102,9 @@ class LangfuseApi:
         if request.method != "GET" and template != EP_OTHER:
             raise ApiError(405, "Method not allowed", "MethodNotAllowedError")
         if template == EP_HEALTH:
-            return ApiResponse(200, {"status": "OK", "version": SERVER_VERSIONS[self.config.generation]})
+            version = self.app.options.health_version
+            return ApiResponse(200, {"status": "OK",
+                                     "version": version or SERVER_VERSIONS[self.config.generation]})
         routes: dict[str, Callable[[ApiRequest], ApiResponse]] = {EP_PROJECTS: self.projects,
                                                                     EP_TRACE: self.trace_detail}
         if self.current:
@@ -2072,6 +2112,13 @@ class LangfuseApi:
         else:
             routes.update({EP_V1_SCORES: self.legacy_scores, EP_V2_SCORES: self.legacy_scores,
                            EP_V1_OBSERVATIONS: self.legacy_observations})
+        v2_observations = self.app.options.v2_observations
+        if template == EP_V2_OBSERVATIONS and v2_observations == "501":
+            raise ApiError(501, "Not implemented", "NotImplementedError")
+        if self.current and v2_observations == "404":
+            # A v4 server in legacy write mode without the v4 preview: v3 scores, v1 observations.
+            routes.pop(EP_V2_OBSERVATIONS)
+            routes[EP_V1_OBSERVATIONS] = self.legacy_observations
         handler = routes.get(template)
         if handler is None:
             raise not_found()
@@ -2163,6 +2210,7 @@ class LangfuseApi:
 
     def v2_observations(self, request: ApiRequest) -> ApiResponse:
         options = self.app.options
+        query_timeout_unless_bounded(options, request.query)
         query = parse_v2_observation_query(request.query)
         now = time.monotonic()
         flt = query.filter
@@ -2196,13 +2244,17 @@ class LangfuseApi:
         query = parse_legacy_score_query(request.query)
         now = time.monotonic()
         traces = self.store.traces
-        rows = [s for s in self.store.scores_desc(now) if query.filter.matches(s, traces)]
+        all_kinds = self.app.options.legacy_lists_all_kinds
+        rows = [s for s in self.store.scores_desc(now) if query.filter.matches(s, traces)
+                and (all_kinds or (s.subject_kind not in ("session", "experiment")
+                                   and s.data_type != "CORRECTION"))]
         page, meta = legacy_page(request, rows, query.page, query.limit)
         data = [score_legacy(s, self.project_id, traces.get(s.trace_id or ""), query.include_trace)
                 for s in page]
         return ApiResponse(200, {"data": data, "meta": meta}, kind="legacy_scores")
 
     def legacy_observations(self, request: ApiRequest) -> ApiResponse:
+        query_timeout_unless_bounded(self.app.options, request.query)
         query = parse_legacy_observation_query(request.query)
         now = time.monotonic()
         flt = query.filter
@@ -2232,6 +2284,12 @@ class LangfuseApi:
             "observations": [observation_legacy(o, self.project_id) for o in observations],
             "scores": [score_legacy(s, self.project_id) for s in scores]}
         return ApiResponse(200, payload, kind="trace")
+
+
+def query_timeout_unless_bounded(options: "RuntimeOptions", query: Query) -> None:
+    """ClickHouse's limit as Langfuse reports it, for observation queries without a start bound."""
+    if options.observation_query_timeout and "fromStartTime" not in query:
+        raise ApiError(422, "Request timed out", "QueryTimeoutError")
 
 
 def take(rows: Iterable[Any], count: int) -> list[Any]:
@@ -2316,6 +2374,11 @@ class ControlApi:
                                     "observations_visible_after_s"} -> new score and trace ids.
     POST   /__fake/traces/{id}/observations/add
                                     {"visible_after_s"?, "start_offset_s"?} adds a GENERATION.
+    POST   /__fake/scores/resave    {"ids", "timestamp_offset_s", "value"?, "stringValue"?}: the
+                                    score is saved again with its timestamp moved (another day):
+                                    the old copy stays listed, as the server stores both.
+    POST   /__fake/observations/resave {"ids", "output"}: a newer version (later updatedAt)
+                                    with a new output; the old version is still listed after it.
     GET    /__fake/scores           Every score, with "visible" and "deleted" flags.
     GET    /__fake/truth[?full=1]   Visible ANNOTATION scores and their traces' observations.
     """
@@ -2345,6 +2408,8 @@ class ControlApi:
             ("POST", "/__fake/scores/delete"): self.delete_scores,
             ("POST", "/__fake/scores/add"): self.add_scores,
             ("GET", "/__fake/scores"): self.list_scores,
+            ("POST", "/__fake/scores/resave"): self.resave_scores,
+            ("POST", "/__fake/observations/resave"): self.resave_observations,
             ("GET", "/__fake/truth"): self.truth,
         }
         try:
@@ -2444,8 +2509,48 @@ class ControlApi:
                 score = generator.make_score(name, data_type, source, timestamp, trace.environment, trace,
                                              value=payload.get("value"), visible_at=visible_at)
                 scores.append(score)
+            id_length = int(payload.get("id_length", 0))
+            for score in scores:  # API-created scores may carry any id, long ones too
+                if id_length > len(score.id):
+                    score.id = (score.id + "-" + "x" * id_length)[:id_length]
             self.store.add_scores(scores)
         return {"score_ids": [s.id for s in scores], "trace_ids": [t.id for t in targets]}
+
+    def resave_scores(self, payload: dict[str, Any], query: Query) -> dict[str, Any]:
+        import copy
+        offset_ms = int(float(payload.get("timestamp_offset_s", 86_400)) * 1000)
+        resaved = []
+        for score_id in self._ids(payload):
+            with self._lock:
+                current = self.store.score(score_id)
+                if current is None:
+                    raise ControlError(404, f"unknown score {score_id}")
+                old = copy.copy(current)
+                self.store.delete_scores([score_id])
+                self.store._deleted.pop(score_id, None)
+                current.timestamp_ms += offset_ms
+                current.updated_ms = max(current.updated_ms, wall_ms())
+                if "value" in payload or "stringValue" in payload:
+                    set_score_value(current, payload.get("value"), payload.get("stringValue"))
+                self.store.add_scores([current])
+                self.store.store_old_score_copy(old)
+                resaved.append(score_id)
+        return {"resaved": resaved}
+
+    def resave_observations(self, payload: dict[str, Any], query: Query) -> dict[str, Any]:
+        import copy
+        resaved = []
+        for obs_id in self._ids(payload):
+            with self._lock:
+                current = self.store.observation(obs_id)
+                if current is None:
+                    raise ControlError(404, f"unknown observation {obs_id}")
+                old = copy.copy(current)
+                current.output = payload.get("output", {"role": "assistant", "content": "resaved"})
+                current.updated_ms = max(updated_ms(old) + 1000, wall_ms())
+                self.store.store_old_observation_copy(old)
+                resaved.append(obs_id)
+        return {"resaved": resaved}
 
     def add_observation(self, trace_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         trace = self.store.traces.get(trace_id)
@@ -2485,7 +2590,8 @@ class ControlApi:
         """
         full = query.get("full") in ("1", "true")
         now = time.monotonic()
-        scores = [s for s in self.store.scores_desc(now) if s.source == "ANNOTATION"]
+        scores = [s for s in self.store.scores_desc(now) if s.source == "ANNOTATION"
+                  and self.store.score(s.id) is s]  # an older stored copy is not the truth
         truth_scores = [{
             "id": s.id, "name": s.name, "dataType": s.data_type, "value": js_number(s.value),
             "numericValue": js_number(s.numeric_value), "stringValue": s.legacy_string_value,
@@ -2640,7 +2746,18 @@ class FakeLangfuseHandler(BaseHTTPRequestHandler):
 
     def _api_exchange(self, app: FakeLangfuseApp, path: str, raw_query: str) -> str | None:
         """Answers one API request (outage, then faults, then the API); returns the fault."""
+        options = app.options
+        if options.max_request_line and len(self.requestline.encode("latin-1", "replace")) > options.max_request_line:
+            self._send(414, b"<html><body><h1>414 Request-URI Too Large</h1></body></html>", {},
+                       "text/html")
+            return "url-limit"
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in self.headers.items())
+        if options.max_header_bytes and len(self.requestline) + header_bytes > options.max_header_bytes:
+            self._send(431, b"", {}, "text/plain")
+            return "header-limit"
         outage = app.outage.current()
+        if outage == "503" and options.outage_spares_health and endpoint_template(path) == EP_HEALTH:
+            outage = None  # /health checks nothing: it answers while the API fails
         if outage == "refuse":
             self._reset_connection()
             return "outage-refuse"

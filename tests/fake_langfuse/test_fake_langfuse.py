@@ -867,5 +867,69 @@ class ProcessTest(unittest.TestCase):
             self.assertNotIn("canary", "\n".join(lines))
 
 
+class ServerEdgeTest(unittest.TestCase):
+    """The edges of the real server (README "Server edges")."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.fake = FakeLangfuse(traces=20, seed=2)
+        cls.fake.__enter__()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.fake.__exit__(None, None, None)
+
+    def tearDown(self) -> None:
+        self.fake.set_options(max_request_line=8192, v2_observations="ok",
+                              observation_query_timeout=False)
+
+    def test_request_line_and_header_limits(self) -> None:
+        status, _, _ = self.fake.api_get("/api/public/v3/scores", {"id": "x" * 9000})
+        self.assertEqual(status, 414)
+        status, _, _ = self.fake.api_get("/api/public/v3/scores", {"id": "x" * 7000})
+        self.assertEqual(status, 200)
+        status, _, _ = self.fake.request("GET", "/api/public/health",
+                                         headers={"X-Big": "y" * 17000})
+        self.assertEqual(status, 431)
+
+    def test_v2_observations_missing_or_not_implemented(self) -> None:
+        trace_id = next(iter(self.fake.truth()["traces"]))
+        self.fake.set_options(v2_observations="404")
+        self.assertEqual(self.fake.api_get("/api/public/v2/observations", {"traceId": trace_id})[0], 404)
+        status, _, body = self.fake.api_get("/api/public/observations", {"traceId": trace_id})
+        self.assertEqual(status, 200)
+        self.assertTrue(body["data"])
+        self.assertEqual(self.fake.api_get("/api/public/v3/scores", {})[0], 200)
+        self.fake.set_options(v2_observations="501")
+        self.assertEqual(self.fake.api_get("/api/public/v2/observations", {"traceId": trace_id})[0], 501)
+
+    def test_unbounded_observation_queries_time_out(self) -> None:
+        trace_id = next(iter(self.fake.truth()["traces"]))
+        self.fake.set_options(observation_query_timeout=True)
+        status, _, body = self.fake.api_get("/api/public/v2/observations", {"traceId": trace_id})
+        self.assertEqual((status, body["message"]), (422, "Request timed out"))
+        status, _, _ = self.fake.api_get("/api/public/v2/observations",
+                                         {"traceId": trace_id, "fromStartTime": "2000-01-01T00:00:00Z"})
+        self.assertEqual(status, 200)
+
+    def test_resaved_copies_are_listed_and_only_the_new_one_is_the_truth(self) -> None:
+        added = self.fake.add_scores(1, name="quality", value="Bad", new_traces=False)
+        score_id = added["score_ids"][0]
+        self.fake.control("POST", "scores/resave", {"ids": [score_id], "stringValue": "Good"})
+        _, _, body = self.fake.api_get("/api/public/v3/scores", {"id": score_id})
+        self.assertEqual(sorted(item["value"] for item in body["data"]), ["Bad", "Good"])
+        truth = [s for s in self.fake.truth()["scores"] if s["id"] == score_id]
+        self.assertEqual([s["stringValue"] for s in truth], ["Good"])
+        trace_id, trace = next(iter(self.fake.truth()["traces"].items()))
+        obs_id = trace["observations"][0]["id"]
+        self.fake.control("POST", "observations/resave", {"ids": [obs_id], "output": "v2"})
+        _, _, body = self.fake.api_get("/api/public/v2/observations",
+                                       {"traceId": trace_id, "fields": "core,time,io", "limit": 100})
+        versions = [item for item in body["data"] if item["id"] == obs_id]
+        self.assertEqual(len(versions), 2)
+        self.assertGreater(versions[0]["updatedAt"], versions[1]["updatedAt"])
+        self.assertEqual(versions[0]["output"], "v2")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -17,8 +17,13 @@ class LegacyTest(unittest.TestCase):
     def test_full_sync_with_page_paging(self) -> None:
         with FakeLangfuse(generation="legacy", traces=400, big_fraction=0.01, seed=17) as fake, \
                 Workspace(fake) as ws:
-            # Pages of 3 observations: most traces take two or more pages.
+            # Legacy offset paging has no tie-breaker, so observations always come 100 to a page
+            # there, whatever observation_page_size says: one trace with 205 observations
+            # takes three pages.
             ws.write_config({"limits": {**FAST_LIMITS, "observation_page_size": 3}})
+            long_trace = next(iter(fake.truth()["traces"]))
+            for _ in range(200):
+                fake.add_observation(long_trace)
             result = ws.run("sync")
             self.assertEqual(result.rc, EXIT_OK, result.describe())
             stats = fake.stats()
@@ -43,6 +48,8 @@ class LegacyTest(unittest.TestCase):
                 self.assertNotIn("cursor", query, r["query"])
                 self.assertLessEqual(int(query["limit"][0]), 100)
                 if r["endpoint"] == "/api/public/observations":
+                    self.assertEqual(query["limit"], ["100"], r["query"])
+                if r["endpoint"] == "/api/public/observations":
                     pages_by_trace.setdefault(query["traceId"][0], set()).add(int(query["page"][0]))
             multi = sum(1 for pages in pages_by_trace.values() if len(pages) > 1)
             report("legacy.requests_total", stats["requests_total"])
@@ -50,6 +57,7 @@ class LegacyTest(unittest.TestCase):
             report("legacy.observation_requests", endpoint_count(stats, LEGACY_ENDPOINTS[2:]))
             report("legacy.traces_over_several_pages", multi)
             self.assertGreater(multi, 0)
+            self.assertEqual(len(pages_by_trace[long_trace]), 3)
             # Every trace's pages are 1..n without gaps.
             for trace_id, pages in pages_by_trace.items():
                 self.assertEqual(pages, set(range(1, max(pages) + 1)), trace_id)

@@ -177,7 +177,7 @@ TEST_CASE_FIXTURE(Fixture, "legacy scores: page from the cursor, single filters,
   REQUIRE(requests.size() == 1);
   CHECK(requests[0].path == kScoresLegacy);
   CHECK(requests[0].query ==
-        "page=3&limit=100&fields=score&fromTimestamp=2025-03-01T00%3A00%3A00.000Z"
+        "page=3&limit=100&fromTimestamp=2025-03-01T00%3A00%3A00.000Z"
         "&source=ANNOTATION&name=helpfulness&environment=production&environment=staging"
         "&scoreIds=a,b");
 }
@@ -202,8 +202,7 @@ TEST_CASE_FIXTURE(Fixture, "legacy scores: several sources or names are filtered
   for (const auto& s : page->scores) ids.push_back(s.id);
   CHECK(ids == std::vector<std::string>{"1", "3", "5"});
   CHECK(page->next_cursor == "2");  // paging is the server's, whatever was filtered
-  CHECK(http.requests()[0].query ==
-        "page=1&limit=100&fields=score&environment=production&environment=default");
+  CHECK(http.requests()[0].query == "page=1&limit=100&environment=production&environment=default");
 }
 
 TEST_CASE_FIXTURE(Fixture, "observations: exact queries for both generations") {
@@ -222,7 +221,7 @@ TEST_CASE_FIXTURE(Fixture, "observations: exact queries for both generations") {
   REQUIRE(requests.size() == 2);
   CHECK(requests[0].path == kObservationsV2);
   CHECK(requests[0].query ==
-        "traceId=trace%201%2F%C3%A4&limit=1000&fields=core,basic,io,model,usage,metadata"
+        "traceId=trace%201%2F%C3%A4&limit=1000&fields=core,basic,time,io,model,usage,metadata"
         "&cursor=b2Jz%2B%2F%3D%3D");
   CHECK(requests[0].endpoint == "observations");
   CHECK(requests[1].path == kObservationsLegacy);
@@ -248,6 +247,7 @@ TEST_CASE_FIXTURE(Fixture, "HTTP statuses map to the documented kinds") {
       {400, ErrorKind::kPermanent}, {401, ErrorKind::kAuth},      {403, ErrorKind::kAuth},
       {404, ErrorKind::kNotFound},  {405, ErrorKind::kPermanent}, {408, ErrorKind::kRetryable},
       {413, ErrorKind::kTooLarge},  {422, ErrorKind::kTooLarge},  {429, ErrorKind::kRateLimited},
+      {501, ErrorKind::kNotFound},  {414, ErrorKind::kPermanent}, {431, ErrorKind::kPermanent},
       {500, ErrorKind::kRetryable}, {502, ErrorKind::kRetryable}, {503, ErrorKind::kRetryable},
       {524, ErrorKind::kRetryable}, {302, ErrorKind::kPermanent}};
   LangfuseClient client(http, clock, make_options(ApiGeneration::kCurrent));
@@ -370,14 +370,18 @@ TEST_CASE_FIXTURE(Fixture, "detect mode: a 404 from the current API switches to 
   REQUIRE(requests.size() == 2);
   CHECK(requests[0].path == kScoresV3);
   CHECK(requests[1].path == kScoresLegacy);
-  CHECK(requests[1].query == "page=1&limit=100&fields=score");
+  CHECK(requests[1].query == "page=1&limit=100");
 
   REQUIRE(client.scores(ScoreQuery{}, {}).ok());
   ObservationQuery obs;
   obs.trace_id = "t";
   REQUIRE(client.observations(obs, {}).ok());
   CHECK(http.count(kScoresV3) == 1);  // not asked again
-  CHECK(http.count(kObservationsV2) == 0);
+  // Observations are another endpoint: detected on their own (v2 answers 404 here too).
+  CHECK(http.count(kObservationsV2) == 1);
+  CHECK(client.observations_generation() == ApiGeneration::kLegacy);
+  REQUIRE(client.observations(obs, {}).ok());
+  CHECK(http.count(kObservationsV2) == 1);
 }
 
 TEST_CASE_FIXTURE(Fixture, "detect mode: a 404 from the legacy API switches to current") {
@@ -388,7 +392,8 @@ TEST_CASE_FIXTURE(Fixture, "detect mode: a 404 from the legacy API switches to c
   ObservationQuery query;
   query.trace_id = "t";
   REQUIRE(client.observations(query, {}).ok());
-  CHECK(client.generation() == ApiGeneration::kCurrent);
+  CHECK(client.observations_generation() == ApiGeneration::kCurrent);
+  CHECK(client.generation() == ApiGeneration::kLegacy);  // scores are another endpoint
 }
 
 TEST_CASE_FIXTURE(Fixture, "both generations 404: kNotFound, generation unchanged") {
@@ -477,6 +482,147 @@ TEST_CASE_FIXTURE(Fixture, "concurrent calls during generation detection") {
   CHECK(ok == 100);
   CHECK(client.generation() == ApiGeneration::kLegacy);
   CHECK(http.count(kScoresLegacy) == 100);
+}
+
+TEST_CASE_FIXTURE(Fixture, "generation per endpoint: v3 scores work, v2 observations 404") {
+  // A v4 server in legacy write mode without the v4 preview: v3 scores, no v2 observations.
+  http.push("/api/public/health", 200, R"({"status":"OK","version":"4.16.0"})");
+  http.set_default(kScoresV3, FakeHttpClient::response(200, kEmptyV3));
+  http.set_default(kObservationsV2, FakeHttpClient::response(404, R"({"message":"Not Found"})"));
+  http.set_default(kObservationsLegacy, FakeHttpClient::response(200, kEmptyLegacy));
+  LangfuseClient client(http, clock, make_options());
+  REQUIRE(client.health({}).ok());
+  ObservationQuery query;
+  query.trace_id = "t";
+  REQUIRE(client.observations(query, {}).ok());
+  REQUIRE(client.observations(query, {}).ok());
+  REQUIRE(client.scores(ScoreQuery{}, {}).ok());
+  CHECK(client.generation() == ApiGeneration::kCurrent);
+  CHECK(client.observations_generation() == ApiGeneration::kLegacy);
+  CHECK(http.count(kObservationsV2) == 1);  // remembered after the first fallback
+  CHECK(http.count(kObservationsLegacy) == 2);
+  CHECK(http.count(kScoresLegacy) == 0);
+}
+
+TEST_CASE_FIXTURE(Fixture, "pinned current: observations still fall back, scores never") {
+  http.set_default(kScoresV3, FakeHttpClient::response(404, "{}"));
+  http.set_default(kObservationsV2, FakeHttpClient::response(404, "{}"));
+  http.set_default(kObservationsLegacy, FakeHttpClient::response(200, kEmptyLegacy));
+  LangfuseClient client(http, clock, make_options(ApiGeneration::kCurrent));
+  ObservationQuery query;
+  query.trace_id = "t";
+  CHECK(client.observations(query, {}).ok());
+  CHECK(client.scores(ScoreQuery{}, {}).status().kind() == ErrorKind::kNotFound);
+  CHECK(http.count(kScoresLegacy) == 0);
+  CHECK(client.generation() == ApiGeneration::kCurrent);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a 501 on v2 observations falls back like a 404") {
+  http.push(kObservationsV2, 501, R"({"message":"Not implemented"})");
+  http.push(kObservationsLegacy, 200, kEmptyLegacy);
+  LangfuseClient client(http, clock, make_options());
+  ObservationQuery query;
+  query.trace_id = "t";
+  query.cursor = "abc";
+  REQUIRE(client.observations(query, {}).ok());
+  CHECK(client.observations_generation() == ApiGeneration::kLegacy);
+  auto requests = http.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[1].query == "traceId=t&page=1&limit=100");  // cursor dropped, full page
+}
+
+TEST_CASE_FIXTURE(Fixture, "legacy observations: pages of 100 unless shrunk for size") {
+  http.set_default(kObservationsLegacy, FakeHttpClient::response(200, kEmptyLegacy));
+  LangfuseClient client(http, clock, make_options(ApiGeneration::kLegacy));
+  ObservationQuery query;
+  query.trace_id = "t";
+  query.limit = 10;
+  REQUIRE(client.observations(query, {}).ok());
+  query.limit = 5;
+  query.size_reduced = true;
+  REQUIRE(client.observations(query, {}).ok());
+  auto requests = http.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[0].query == "traceId=t&page=1&limit=100");
+  CHECK(requests[1].query == "traceId=t&page=1&limit=5");
+}
+
+TEST_CASE_FIXTURE(Fixture, "v3: a score name with a comma is filtered here, not by the server") {
+  const std::string body =
+      R"({"data":[)"
+      R"({"id":"1","name":"tone, style","timestamp":"2024-01-01T00:00:00Z","dataType":"NUMERIC","value":1,"source":"ANNOTATION"},)"
+      R"({"id":"2","name":"tone","timestamp":"2024-01-01T00:00:00Z","dataType":"NUMERIC","value":1,"source":"ANNOTATION"},)"
+      R"({"id":"3","name":"style","timestamp":"2024-01-01T00:00:00Z","dataType":"NUMERIC","value":1,"source":"ANNOTATION"}],)"
+      R"("meta":{"limit":100,"cursor":"next"}})";
+  http.push(kScoresV3, 200, body);
+  LangfuseClient client(http, clock, make_options(ApiGeneration::kCurrent));
+  ScoreQuery query;
+  query.names = {"tone, style", "quality"};
+  auto page = client.scores(query, {});
+  REQUIRE(page.ok());
+  REQUIRE(page->scores.size() == 1);
+  CHECK(page->scores[0].id == "1");
+  CHECK(page->next_cursor == "next");
+  CHECK_FALSE(FakeHttpClient::query_param(http.requests()[0].query, "name").has_value());
+}
+
+TEST_CASE_FIXTURE(Fixture, "422 Request timed out is retryable; other 422s are too large") {
+  http.push(kScoresV3, 422, R"({"message":"Request timed out"})");
+  http.push(kScoresV3, 422, R"({"message":"Payload too large"})");
+  LangfuseClient client(http, clock, make_options(ApiGeneration::kCurrent));
+  auto timeout = client.scores(ScoreQuery{}, {});
+  CHECK(timeout.status().kind() == ErrorKind::kRetryable);
+  CHECK(timeout.status().detail() == 422);
+  CHECK(client.scores(ScoreQuery{}, {}).status().kind() == ErrorKind::kTooLarge);
+}
+
+TEST_CASE_FIXTURE(Fixture, "an observation query the server times out on is narrowed") {
+  http.push(kObservationsV2, 422, R"({"message":"Request timed out"})");
+  http.set_default(kObservationsV2, FakeHttpClient::response(200, R"({"data":[],"meta":{}})"));
+  LangfuseClient client(http, clock, make_options(ApiGeneration::kCurrent));
+  ObservationQuery query;
+  query.trace_id = "t";
+  query.anchor_time = "2026-03-31T12:00:00.000Z";
+  REQUIRE(client.observations(query, {}).ok());
+  CHECK(client.bounding_observation_queries());
+  REQUIRE(client.observations(query, {}).ok());  // bounded from the start now
+  ObservationQuery no_anchor;
+  no_anchor.trace_id = "u";
+  REQUIRE(client.observations(no_anchor, {}).ok());
+  auto requests = http.requests();
+  REQUIRE(requests.size() == 4);
+  CHECK_FALSE(FakeHttpClient::query_param(requests[0].query, "fromStartTime").has_value());
+  for (int i : {1, 2}) {
+    CHECK(FakeHttpClient::query_param(requests[i].query, "fromStartTime") ==
+          "2026-03-01T12:00:00.000Z");
+    CHECK(FakeHttpClient::query_param(requests[i].query, "toStartTime") ==
+          "2026-04-01T12:00:00.000Z");
+  }
+  CHECK_FALSE(FakeHttpClient::query_param(requests[3].query, "fromStartTime").has_value());
+}
+
+TEST_CASE_FIXTURE(Fixture, "a query timeout without an anchor is returned as retryable") {
+  http.push(kObservationsV2, 422, R"({"message":"Request timed out"})");
+  LangfuseClient client(http, clock, make_options(ApiGeneration::kCurrent));
+  ObservationQuery query;
+  query.trace_id = "t";
+  auto page = client.observations(query, {});
+  CHECK(page.status().kind() == ErrorKind::kRetryable);
+  CHECK(http.count() == 1);
+  CHECK_FALSE(client.bounding_observation_queries());
+}
+
+TEST_CASE_FIXTURE(Fixture, "a score page carries the server's Date") {
+  http.push(kScoresV3,
+            FakeHttpClient::response(200, kEmptyV3, {{"date", "Tue, 01 Dec 2026 10:00:00 GMT"}}));
+  http.push(kScoresV3, 200, kEmptyV3);
+  LangfuseClient client(http, clock, make_options(ApiGeneration::kCurrent));
+  auto dated = client.scores(ScoreQuery{}, {});
+  REQUIRE(dated.ok());
+  CHECK(dated->server_time == "2026-12-01T10:00:00.000Z");
+  auto undated = client.scores(ScoreQuery{}, {});
+  REQUIRE(undated.ok());
+  CHECK_FALSE(undated->server_time.has_value());
 }
 
 }  // namespace

@@ -692,3 +692,26 @@ TEST_CASE("v3 scores with nested field groups read like flat ones") {
   CHECK(page->scores[0].author_user_id == std::optional<std::string>("u1"));
   CHECK(page->scores[0].trace_id == std::optional<std::string>("t1"));
 }
+
+namespace lfh {
+namespace {
+
+TEST_CASE("observations: updatedAt is read as the version of the item") {
+  const std::string v2 =
+      R"({"data":[{"id":"o1","traceId":"t","type":"GENERATION","startTime":"2026-01-01T00:00:00Z",)"
+      R"("updatedAt":"2026-01-02T03:04:05.678+01:00","input":"hi","output":null},)"
+      R"({"id":"o2","traceId":"t","type":"SPAN","startTime":"2026-01-01T00:00:00Z"},)"
+      R"({"id":"o3","traceId":"t","type":"SPAN","startTime":"2026-01-01T00:00:00Z","updatedAt":"soon"}],)"
+      R"("meta":{}})";
+  auto page = parse_observations_v2(v2);
+  REQUIRE(page.ok());
+  REQUIRE(page->observations.size() == 2);
+  CHECK(page->observations[0].updated_at == std::optional<std::string>("2026-01-02T02:04:05.678Z"));
+  CHECK(page->observations[0].attributes_json.find("updatedAt") == std::string::npos);
+  CHECK_FALSE(page->observations[1].updated_at.has_value());
+  REQUIRE(page->errors.size() == 1);
+  CHECK(page->errors[0].record_id == "o3");
+}
+
+}  // namespace
+}  // namespace lfh

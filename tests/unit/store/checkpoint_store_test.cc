@@ -216,3 +216,91 @@ TEST_CASE("retry and failed states, and requeue") {
 }
 
 }  // namespace lfh
+
+namespace lfh {
+namespace {
+
+TEST_CASE("the newest copy of a score wins, in a page and across pages") {
+  testing::TempDir dir;
+  FakeClock clock;
+  auto store = CheckpointStore::open(dir.file("n.db"), clock);
+  REQUIRE(store.ok());
+  auto& st = **store;
+  REQUIRE(st.begin_pass("p", kStreamRescan, std::nullopt).ok());
+  // Re-saved on another day: the server lists both copies; the newer is listed first.
+  Score newer = make_score("s1", "t1", "2026-01-03T00:00:00.000Z", "Good");
+  Score older = make_score("s1", "t1", "2026-01-01T00:00:00.000Z", "Bad");
+  auto first = st.apply_score_page("p", kStreamRescan, {newer}, std::string("c"), true, 1);
+  REQUIRE(first.ok());
+  auto second = st.apply_score_page("p", kStreamRescan, {older}, std::nullopt, true, 2);
+  REQUIRE(second.ok());
+  CHECK(second->changed == 0);
+  CHECK(second->unchanged == 1);
+  // Within one page the order does not matter either.
+  REQUIRE(st.begin_pass("p", kStreamPoll, std::nullopt).ok());
+  Score later_update = make_score("s2", "t2", "2026-01-02T00:00:00.000Z", "Good");
+  later_update.updated_at = "2026-01-05T00:00:00.000Z";
+  Score earlier_update = make_score("s2", "t2", "2026-01-02T00:00:00.000Z", "Bad");
+  earlier_update.updated_at = "2026-01-04T00:00:00.000Z";
+  REQUIRE(
+      st.apply_score_page("p", kStreamPoll, {later_update, earlier_update}, std::nullopt, true, 1)
+          .ok());
+  auto db = sql::Db::open(dir.file("n.db"), sql::Db::Mode::kReadOnly);
+  REQUIRE(db.ok());
+  CHECK(count(*db, "SELECT count(*) FROM scores WHERE string_value = 'Good'") == 2);
+  CHECK(count(*db, "SELECT count(*) FROM score_changes") == 0);
+}
+
+TEST_CASE("the watermark is capped at the server's now") {
+  testing::TempDir dir;
+  FakeClock clock;
+  auto store = CheckpointStore::open(dir.file("w.db"), clock);
+  REQUIRE(store.ok());
+  auto& st = **store;
+  REQUIRE(st.begin_pass("p", kStreamPoll, std::nullopt).ok());
+  REQUIRE(st.apply_score_page("p", kStreamPoll,
+                              {make_score("ahead", "t1", "2026-01-01T18:00:00.000Z", "Good")},
+                              std::nullopt, true, 1, std::string("2026-01-01T12:00:00.000Z"))
+              .ok());
+  auto pass = st.pass_state("p", kStreamPoll);
+  REQUIRE(pass.ok());
+  CHECK(pass->watermark == std::optional<std::string>("2026-01-01T12:00:00.000Z"));
+}
+
+TEST_CASE("an older version of an observation never replaces a newer one") {
+  testing::TempDir dir;
+  FakeClock clock;
+  auto store = CheckpointStore::open(dir.file("v.db"), clock);
+  REQUIRE(store.ok());
+  auto& st = **store;
+  REQUIRE(st.begin_pass("p", kStreamPoll, std::nullopt).ok());
+  REQUIRE(st.apply_score_page("p", kStreamPoll,
+                              {make_score("s1", "t1", "2026-01-01T00:00:00Z", "Good")},
+                              std::nullopt, true, 1)
+              .ok());
+  auto due = st.due_traces("p", 10, {});
+  REQUIRE(due.ok());
+  REQUIRE(due->size() == 1);
+  CHECK(due->front().anchor_time == std::optional<std::string>("2026-01-01T00:00:00Z"));
+  Observation newer;
+  newer.id = "o1";
+  newer.trace_id = "t1";
+  newer.type = "GENERATION";
+  newer.start_time = "2026-01-01T00:00:00.000Z";
+  newer.output_json = "\"new\"";
+  newer.updated_at = "2026-01-02T00:00:00.000Z";
+  Observation older = newer;
+  older.output_json = "\"old\"";
+  older.updated_at = "2026-01-01T00:00:00.000Z";
+  REQUIRE(
+      st.apply_observation_page("p", due->front(), {newer, older}, std::string("c"), 10, Millis(0))
+          .ok());
+  REQUIRE(st.apply_observation_page("p", due->front(), {older}, std::nullopt, 10, Millis(0)).ok());
+  auto db = sql::Db::open(dir.file("v.db"), sql::Db::Mode::kReadOnly);
+  REQUIRE(db.ok());
+  CHECK(count(*db, "SELECT count(*) FROM observations WHERE output_json = '\"new\"'") == 1);
+  CHECK(count(*db, "SELECT count(*) FROM trace_last_generation WHERE observation_id = 'o1'") == 1);
+}
+
+}  // namespace
+}  // namespace lfh
