@@ -90,7 +90,8 @@ const std::pair<const char*, const char*> kStatements[] = {
       INSERT INTO traces (project_id, trace_id, state, queued_at) VALUES (:p, :t, 'pending', :now)
       ON CONFLICT (project_id, trace_id) DO NOTHING)"},
     {"trace_due", R"(
-      SELECT trace_id, obs_cursor, page_size, attempts, pages_fetched, state FROM traces
+      SELECT trace_id, obs_cursor, page_size, attempts, pages_fetched, state,
+        big_since IS NOT NULL, fetched_at IS NOT NULL FROM traces
       WHERE project_id = :p AND (state = 'pending'
         OR (state = 'retry' AND next_attempt_at <= :now)
         OR (state = 'done' AND refetch_at IS NOT NULL AND refetch_at <= :now))
@@ -438,6 +439,8 @@ Result<std::vector<TraceTask>> CheckpointStore::due_traces(
     t.attempts = static_cast<int>(q.int64(3));
     t.pages_fetched = static_cast<int>(q.int64(4));
     t.refetch = q.text_view(5) == "done";
+    t.big = q.int64(6) != 0;
+    t.size_known = q.int64(7) != 0;
     tasks.push_back(std::move(t));
     if (static_cast<int>(tasks.size()) >= limit) break;
   }
