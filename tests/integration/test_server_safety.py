@@ -10,9 +10,10 @@ import json
 import random
 import unittest
 
-import fake_langfuse as fl
 from lfh_testlib import (EXIT_OK, EXIT_TEMPFAIL, FakeLangfuse, Workspace, compare_with_truth,
                          report)
+
+import fake_langfuse as fl  # noqa: E402  (on the path once lfh_testlib is imported)
 
 TRACES = 12
 BIG = 3
