@@ -1,5 +1,7 @@
 #include "sync/trace_fetch_queue.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "core/log.h"
@@ -20,6 +22,13 @@ constexpr Millis kCrashWindow{5000};
 // below the smallest share.
 constexpr double kRateStep = 0.125;
 constexpr double kMinRateScale = 1.0 / 16;
+// The latency signal: slower than this many times the floor (and by at least kSlowMargin) is
+// slow; within kFastFactor of it is fast again. The floor drifts up 1% per answer, so a server
+// that settles at a new normal stops counting as slow.
+constexpr double kSlowFactor = 3.0;
+constexpr Millis kSlowMargin{250};
+constexpr double kFastFactor = 1.5;
+constexpr double kFloorDrift = 1.01;
 
 }  // namespace
 
@@ -157,6 +166,13 @@ void TraceFetchQueue::note_health(const Job& job, const TraceFetchResult& r) {
   if (big_response) last_big_ = now;
   if (!is_distress(r)) {
     if (r.outcome != Outcome::kDone) return;  // 429, permanent errors: no health signal
+    if (note_latency(r)) {
+      healthy_streak_ = 0;
+      decrease(fmt::format("small pages answered in {} ms, {} ms at best lately",
+                           r.small_page_latency->count(), latency_floor_->count()));
+      return;
+    }
+    if (slow_) return;  // no growth while the server is slow
     in_distress_ = false;
     burst_is_crash_ = false;
     if (++healthy_streak_ >= kHealthyPerStep * limit_ && (limit_ < cap_ || rate_scale_ < 1)) {
@@ -174,13 +190,7 @@ void TraceFetchQueue::note_health(const Job& job, const TraceFetchResult& r) {
     in_distress_ = true;
     ++safety_.outages;
     // Multiplicative decrease, once per burst (the failures of one burst are one signal).
-    limit_ = std::max(1, limit_ / 2);
-    rate_scale_ = std::max(kMinRateScale, rate_scale_ / 2);
-    if (budget_) budget_->set_rate_scale(rate_scale_);
-    log::warn(
-        "the server is struggling ({}); down to {} traces in flight, {:.0f}% of the "
-        "request rate",
-        r.error.message(), limit_, rate_scale_ * 100);
+    decrease(r.error.message());
   }
   // The failures of one crash arrive in any order: the burst counts as a crash as soon as one
   // of them shows a big response in flight or just before.
@@ -195,6 +205,34 @@ void TraceFetchQueue::note_health(const Job& job, const TraceFetchResult& r) {
     }
     safety_.careful = true;
   }
+}
+
+void TraceFetchQueue::decrease(const std::string& why) {
+  limit_ = std::max(1, limit_ / 2);
+  rate_scale_ = std::max(kMinRateScale, rate_scale_ / 2);
+  if (budget_) budget_->set_rate_scale(rate_scale_);
+  log::warn(
+      "the server is struggling ({}); down to {} traces in flight, {:.0f}% of the "
+      "request rate",
+      why, limit_, rate_scale_ * 100);
+}
+
+bool TraceFetchQueue::note_latency(const TraceFetchResult& r) {
+  if (!r.small_page_latency) return false;
+  const Millis latency = *r.small_page_latency;
+  if (!latency_floor_) {
+    latency_floor_ = latency;
+    return false;
+  }
+  const auto floor_ms = static_cast<double>(latency_floor_->count());
+  const auto ms = static_cast<double>(latency.count());
+  const bool slow = ms > kSlowFactor * floor_ms && latency > *latency_floor_ + kSlowMargin;
+  const bool fast = ms <= kFastFactor * floor_ms;
+  latency_floor_ = std::min(latency, Millis(static_cast<Millis::rep>(floor_ms * kFloorDrift) + 1));
+  if (fast) slow_ = false;
+  if (!slow || slow_) return false;
+  slow_ = true;
+  return true;
 }
 
 TraceFetchRound TraceFetchQueue::run(const std::string& project, std::stop_token stop,

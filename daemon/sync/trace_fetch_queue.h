@@ -6,6 +6,9 @@
 //     resets, timeouts), one more after a run of healthy fetches; the request rate follows the
 //     same signal (halved, then back by 1/8 of the configured rate per healthy run, never above
 //     it) when a RequestBudget is given;
+//   * rising latency counts as distress too, before any error: a small page answered more than
+//     3 times (and 250 ms) slower than the fastest one lately halves the limit and the rate,
+//     once per slow stretch (it ends with an answer within 1.5 times the fastest);
 //   * a trace held as big (a page over big_response_bytes, remembered in the database) is
 //     fetched *exclusively*: it starts only when nothing else is in flight and nothing else
 //     starts while it runs;
@@ -94,6 +97,9 @@ class TraceFetchQueue {
   std::optional<Job> take_admissible() REQUIRES(mu_);
   void account(const TraceFetchResult& r) REQUIRES(mu_);
   void note_health(const Job& job, const TraceFetchResult& r) REQUIRES(mu_);
+  /// The latency signal: true when this answer starts a slow stretch.
+  bool note_latency(const TraceFetchResult& r) REQUIRES(mu_);
+  void decrease(const std::string& why) REQUIRES(mu_);
 
   TraceFetcher& fetcher_;
   CheckpointStore& store_;
@@ -120,8 +126,10 @@ class TraceFetchQueue {
   int limit_ GUARDED_BY(mu_);
   double rate_scale_ GUARDED_BY(mu_) = 1.0;  // share of the configured rate, (0, 1]
   int healthy_streak_ GUARDED_BY(mu_) = 0;
-  bool in_distress_ GUARDED_BY(mu_) = false;     // inside a burst of failures
-  bool burst_is_crash_ GUARDED_BY(mu_) = false;  // that burst already counted as a crash
+  bool in_distress_ GUARDED_BY(mu_) = false;             // inside a burst of failures
+  bool burst_is_crash_ GUARDED_BY(mu_) = false;          // that burst already counted as a crash
+  std::optional<Millis> latency_floor_ GUARDED_BY(mu_);  // fastest small page lately
+  bool slow_ GUARDED_BY(mu_) = false;                    // inside a stretch of slow answers
   std::optional<std::chrono::steady_clock::time_point> last_big_
       GUARDED_BY(mu_);  // a big response in flight/seen
   ServerSafety safety_ GUARDED_BY(mu_);

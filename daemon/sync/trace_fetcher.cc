@@ -34,7 +34,9 @@ TraceFetchResult TraceFetcher::fetch(const std::string& project, TraceTask task,
     q.cursor = task.cursor;
     q.limit = page_size;
     ++result.requests;
+    const auto sent = clock_.mono();
     auto page = api_.observations(q, stop);
+    const auto took = std::chrono::duration_cast<Millis>(clock_.mono() - sent);
     gate_.report(page.status());
     if (!page.ok()) {
       if (Status s = learn_size(project, task, bytes_of_failure(page.status()), result); !s.ok()) {
@@ -58,6 +60,9 @@ TraceFetchResult TraceFetcher::fetch(const std::string& project, TraceTask task,
       return handle_error(project, task, page_size, page.status(), result);
     }
     ++result.pages;
+    if (static_cast<int64_t>(page->body_bytes) < kSmallPageBytes) {
+      result.small_page_latency = std::max(result.small_page_latency.value_or(Millis(0)), took);
+    }
     const bool was_big = task.big;
     if (Status s = learn_size(project, task, static_cast<int64_t>(page->body_bytes), result);
         !s.ok()) {

@@ -5,6 +5,7 @@
 // the trace as big in the database; a big trace is fetched one observation per page.
 #pragma once
 
+#include <optional>
 #include <stop_token>
 #include <string>
 
@@ -36,7 +37,12 @@ struct TraceFetchResult {
   int64_t record_errors = 0;
   int64_t largest_response = 0;  // body bytes of the largest page (or cut-off response) seen
   bool learned_big = false;      // this fetch found the trace big and recorded it
+  // The slowest answer of a small page (under kSmallPageBytes), for the latency signal: big
+  // pages are slow because they are big, small ones because the server is busy.
+  std::optional<Millis> small_page_latency;
 };
+
+inline constexpr int64_t kSmallPageBytes = 256 * 1024;
 
 class TraceFetcher {
  public:

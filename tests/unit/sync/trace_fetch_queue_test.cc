@@ -31,6 +31,9 @@ class SizedApi final : public LangfuseApi {
   explicit SizedApi(FakeLangfuseApi& inner) : inner_(inner) {}
 
   std::set<std::string> big_traces;
+  // Time each call of a trace takes on the clock (a busy server answers slowly).
+  std::map<std::string, Millis> latency;
+  FakeClock* clock = nullptr;
   // Failures for a trace's next calls (kRetryable with a size: a response cut off mid-way).
   std::map<std::string, std::deque<Status>> failures;
 
@@ -60,6 +63,10 @@ class SizedApi final : public LangfuseApi {
         failure = it->second.front();
         it->second.pop_front();
       }
+    }
+    if (clock != nullptr) {
+      auto it = latency.find(q.trace_id);
+      if (it != latency.end()) clock->advance(it->second);
     }
     // Give the other workers every chance to (wrongly) start while this call is in flight.
     for (int i = 0; i < 200; ++i) std::this_thread::yield();
@@ -276,6 +283,29 @@ TEST_CASE("distress halves the concurrency and the rate; healthy fetches bring t
   CHECK(safety.effective_concurrency == 4);
   CHECK(budget.rate_scale() == doctest::Approx(1.0));
   CHECK(safety.effective_rate == doctest::Approx(8.0));
+}
+
+TEST_CASE("rising latency slows the client before any error; fast answers bring it back") {
+  Rig rig(1);
+  rig.api.clock = &rig.clock;
+  RequestBudget budget(rig.clock, 8, RatePeriod::kSecond);
+  for (int i = 0; i < 100; ++i) {
+    const std::string t = rig.add_trace(i, 1, 100);
+    // 20 ms normally; ten traces in the middle answered in 900 ms (a server getting busy).
+    rig.api.latency[t] = i >= 20 && i < 30 ? Millis(900) : Millis(20);
+  }
+  TraceFetchQueue queue(*rig.fetcher, *rig.store, *rig.gate, rig.clock, rig.settings, &budget);
+  double lowest_scale = 1;
+  TraceFetchRound round = queue.run("p", {}, [&](int64_t, int64_t, int64_t, bool) {
+    lowest_scale = std::min(lowest_scale, budget.rate_scale());
+  });
+  REQUIRE(round.fatal.ok());
+  CHECK(round.traces_done == 100);
+  // One slow stretch: one halving, no outage counted (the server never failed).
+  CHECK(lowest_scale == doctest::Approx(0.5));
+  ServerSafety safety = queue.safety();
+  CHECK(safety.outages == 0);
+  CHECK(budget.rate_scale() == doctest::Approx(1.0));
 }
 
 TEST_CASE("what counts as distress") {
