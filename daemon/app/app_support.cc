@@ -35,6 +35,16 @@ std::optional<Config> load_for_command(const CommonOptions& common, bool need_se
   return std::move(config).value();
 }
 
+std::optional<WriterLock> take_writer_lock(const Config& config, int* exit_code) {
+  auto lock = WriterLock::acquire(config.database);
+  if (!lock.ok()) {
+    print_error(lock.status().message());
+    *exit_code = lock.status().kind() == ErrorKind::kRetryable ? kExitTempFail : kExitIoError;
+    return std::nullopt;
+  }
+  return std::move(lock).value();
+}
+
 Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop, bool* waiting) {
   if (waiting) *waiting = false;
   SeededRandom random;

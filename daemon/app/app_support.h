@@ -7,6 +7,7 @@
 #include "app/commands.h"
 #include "app/runtime.h"
 #include "config/config.h"
+#include "store/writer_lock.h"
 
 namespace lfh {
 
@@ -14,6 +15,11 @@ namespace lfh {
 /// prints the error and returns nullopt; *exit_code is then set.
 std::optional<Config> load_for_command(const CommonOptions& common, bool need_secret,
                                        int* exit_code);
+
+/// Takes the one-writer lock beside config.database (sync, run, retry, reconcile). On failure
+/// prints the error and returns nullopt; *exit_code is then kExitTempFail (another writer holds
+/// it: try again later) or kExitIoError (the lock file is unusable).
+std::optional<WriterLock> take_writer_lock(const Config& config, int* exit_code);
 
 /// engine.connect() with capped backoff for transient failures, giving up after max_attempts
 /// or when the next wait would exceed max_wait. Copies the detected API generation to the

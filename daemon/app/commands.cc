@@ -37,6 +37,8 @@ int cmd_sync(const CommonOptions& common, const SyncOptions& options) {
   auto config = load_for_command(common, /*need_secret=*/true, &code);
   if (!config) return code;
   if (options.max_wait_seconds) config->max_wait = Seconds(*options.max_wait_seconds);
+  auto writer = take_writer_lock(*config, &code);
+  if (!writer) return code;
 
   SignalWatcher signals;
   signals.install();  // before any thread starts
@@ -162,6 +164,8 @@ int cmd_retry(const CommonOptions& common, const RetryOptions& options) {
   int code = kExitOk;
   auto config = load_for_command(common, /*need_secret=*/false, &code);
   if (!config) return code;
+  auto writer = take_writer_lock(*config, &code);
+  if (!writer) return code;
   SystemClock clock;
   auto store = CheckpointStore::open(config->database, clock);
   if (!store.ok()) {
@@ -190,6 +194,8 @@ int cmd_reconcile(const CommonOptions& common, const ReconcileOptions& options) 
     }
     since = *t;
   }
+  auto writer = take_writer_lock(*config, &code);
+  if (!writer) return code;
   SignalWatcher signals;
   signals.install();
   auto rt = Runtime::create(*config);

@@ -49,9 +49,9 @@ Result<std::unique_ptr<Runtime>> Runtime::create(const Config& config) {
   breaker.probe_cap = c.breaker_probe_cap;
   rt->breaker_ = std::make_unique<CircuitBreaker>(rt->clock_, breaker);
 
-  rt->engine_ =
-      std::make_unique<SyncEngine>(*rt->api_, *rt->maintenance_api_, *rt->store_, *rt->breaker_,
-                                   rt->clock_, rt->random_, SyncSettings::from_config(c));
+  rt->engine_ = std::make_unique<SyncEngine>(*rt->api_, *rt->maintenance_api_, *rt->store_,
+                                             *rt->breaker_, rt->clock_, rt->random_,
+                                             SyncSettings::from_config(c), rt->budget_.get());
   return rt;
 }
 

@@ -134,6 +134,8 @@ int cmd_run(const CommonOptions& common) {
   int code = kExitOk;
   auto config = load_for_command(common, /*need_secret=*/true, &code);
   if (!config) return code;
+  auto writer = take_writer_lock(*config, &code);
+  if (!writer) return code;
 
   SignalWatcher signals;
   signals.install();  // before any thread starts
@@ -183,7 +185,18 @@ int cmd_run(const CommonOptions& common) {
         log::error("reload: {}; keeping the running configuration", fresh.status().message());
       } else {
         log::add_secret(fresh->secret_key);
-        auto next = Runtime::create(*fresh);
+        // A reload onto another database takes that database's writer lock first.
+        Result<std::unique_ptr<Runtime>> next = Status::Error(ErrorKind::kFatal, "not created");
+        std::optional<WriterLock> fresh_writer;
+        if (fresh->database != config->database) {
+          auto taken = WriterLock::acquire(fresh->database);
+          if (taken.ok()) {
+            fresh_writer = std::move(taken).value();
+          } else {
+            next = taken.status();
+          }
+        }
+        if (fresh->database == config->database || fresh_writer) next = Runtime::create(*fresh);
         if (!next.ok()) {
           log::error("reload: {}; keeping the running configuration", next.status().message());
         } else {
@@ -191,6 +204,7 @@ int cmd_run(const CommonOptions& common) {
             std::lock_guard lock(runtime_mu);
             runtime = std::move(next).value();
           }
+          if (fresh_writer) writer = std::move(fresh_writer);
           config = std::move(fresh).value();
           log::set_level(config->log_level);
           watchdog.set_grace(silence_allowed(*config));

@@ -47,7 +47,7 @@ constexpr std::string_view kLimitsKeys[] = {
     "requests_per_second",     "requests_per_minute",     "max_in_flight",
     "score_page_size",         "observation_page_size",   "max_response_mib",
     "connect_timeout_seconds", "request_timeout_seconds", "low_speed_bytes_per_second",
-    "low_speed_time_seconds"};
+    "low_speed_time_seconds",  "big_response_mib"};
 constexpr std::string_view kRetryKeys[] = {
     "backoff_base_ms",  "backoff_cap_seconds",        "max_attempts",
     "breaker_failures", "breaker_probe_base_seconds", "breaker_probe_cap_seconds"};
@@ -805,6 +805,9 @@ void read_limits(TableReader& t, Config& c) {
   std::size_t mib = c.max_response_bytes >> 20;
   t.read_int("max_response_mib", 1, 4096, mib);
   c.max_response_bytes = mib << 20;
+  double big_mib = static_cast<double>(c.big_response_bytes) / (1 << 20);
+  t.read_number("big_response_mib", 0, true, 4096, big_mib);
+  c.big_response_bytes = static_cast<std::size_t>(big_mib * (1 << 20));
   t.read_duration("connect_timeout_seconds", Seconds(1), 1, 600, c.connect_timeout);
   t.read_duration("request_timeout_seconds", Seconds(1), 1, 24 * 3600, c.request_timeout);
   t.read_int("low_speed_bytes_per_second", 0, 1LL << 30, c.low_speed_bytes_per_second);

@@ -61,6 +61,8 @@ struct Config {
   int score_page_size = 100;       // 1..100
   int observation_page_size = 10;  // 1..1000 (legacy API: capped at 100)
   std::size_t max_response_bytes = 64ull << 20;
+  // A trace whose observation page is larger is fetched alone, one observation per page.
+  std::size_t big_response_bytes = 4ull << 20;
   Seconds connect_timeout{10};
   Seconds request_timeout{300};
   long low_speed_bytes_per_second = 1024;

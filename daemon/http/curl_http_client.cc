@@ -81,6 +81,8 @@ struct Transfer {
   std::map<std::string, std::string> headers;
   std::string last_header;         // for obsolete folded continuation lines
   long long too_large_bytes = -1;  // >= 0: aborted for size, this many bytes announced or seen
+  std::size_t header_bytes = 0;    // status line and headers as received
+  std::size_t announced = 0;       // Content-Length of the final response (0: none)
   std::stop_token stop;
 };
 
@@ -88,6 +90,7 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
   auto& transfer = *static_cast<Transfer*>(user);
   const size_t length = size * count;
   std::string_view line(data, length);
+  transfer.header_bytes += length;
   // A status line starts a new response (an interim 1xx came first): forget earlier headers.
   if (line.starts_with("HTTP/")) {
     transfer.headers.clear();
@@ -113,6 +116,7 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
         return 0;
       }
       transfer.body.reserve(static_cast<size_t>(announced));
+      transfer.announced = static_cast<size_t>(announced);
     }
   }
   transfer.headers[name] = std::string(value);
@@ -158,6 +162,7 @@ struct CurlHttpClient::HopResult {
   long status = 0;
   std::map<std::string, std::string> headers;
   std::string body;
+  std::size_t header_bytes = 0;
 };
 
 CurlHttpClient::CurlHttpClient(CurlHttpClientOptions options)
@@ -236,6 +241,7 @@ Result<HttpResponse> CurlHttpClient::get(const HttpRequest& request, std::stop_t
       response.status = hop_result->status;
       response.headers = std::move(hop_result->headers);
       response.body = std::move(hop_result->body);
+      response.wire_bytes = hop_result->header_bytes + response.body.size();
       response.elapsed_s =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       return response;
@@ -371,12 +377,20 @@ Result<CurlHttpClient::HopResult> CurlHttpClient::perform_hop(
                                      url, max_body, transfer.too_large_bytes))
         .with_detail(transfer.too_large_bytes);
   }
-  if (result != CURLE_OK) return curl_transport_status(result, error_buffer.data(), url);
+  if (result != CURLE_OK) {
+    // What the server had serialised for us when the connection broke: a response cut off
+    // mid-body still tells its size (HttpClient: detail of a transport error).
+    const std::size_t seen =
+        transfer.header_bytes + std::max(transfer.body.size(), transfer.announced);
+    return curl_transport_status(result, error_buffer.data(), url)
+        .with_detail(static_cast<long long>(seen));
+  }
 
   HopResult hop;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &hop.status);
   hop.headers = std::move(transfer.headers);
   hop.body = std::move(transfer.body);
+  hop.header_bytes = transfer.header_bytes;
   return hop;
 }
 

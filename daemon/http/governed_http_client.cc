@@ -73,6 +73,13 @@ void GovernedHttpClient::record(const HttpRequest& request, const Result<HttpRes
   std::lock_guard lock(mu_);
   EndpointCounts& counts = counts_for(stats_, request.endpoint);
   if (!result.ok()) {
+    if (result.status().detail() > 0 && (result.status().kind() == ErrorKind::kRetryable ||
+                                         result.status().kind() == ErrorKind::kTooLarge)) {
+      // Bytes of a response cut off (or refused) mid-way: the server serialised them all.
+      const auto seen = static_cast<std::uint64_t>(result.status().detail());
+      stats_.bytes_received += seen;
+      stats_.largest_response = std::max(stats_.largest_response, seen);
+    }
     if (result.status().kind() == ErrorKind::kCancelled) {
       ++stats_.cancelled;
     } else {
@@ -82,7 +89,9 @@ void GovernedHttpClient::record(const HttpRequest& request, const Result<HttpRes
     return;
   }
   const HttpResponse& response = *result;
-  stats_.bytes_received += response.body.size();
+  const std::uint64_t bytes = response.wire_bytes > 0 ? response.wire_bytes : response.body.size();
+  stats_.bytes_received += bytes;
+  stats_.largest_response = std::max(stats_.largest_response, bytes);
   if (response.status == 429) ++stats_.rate_limited;
   switch (response.status / 100) {
     case 1:

@@ -41,7 +41,8 @@ class GovernedHttpClient final : public HttpClient {
     std::uint64_t requests = 0;                         // calls that reached the inner client
     std::uint64_t transport_errors = 0;                 // all endpoints
     std::uint64_t cancelled = 0;              // stopped while waiting or in the inner client
-    std::uint64_t bytes_received = 0;         // response bodies
+    std::uint64_t bytes_received = 0;         // responses: headers and body, cut-off ones too
+    std::uint64_t largest_response = 0;       // the largest of them
     std::uint64_t rate_limited = 0;           // 429 responses
     std::uint64_t retry_after_penalties = 0;  // Retry-After values fed to the budget
     std::uint64_t throttle_waits = 0;         // requests that had to wait for the budget

@@ -28,6 +28,7 @@ struct HttpResponse {
   long status = 0;
   std::map<std::string, std::string> headers;  // names lower-cased; last value wins
   std::string body;
+  std::size_t wire_bytes = 0;  // status line, headers and body as received (0: not counted)
   double elapsed_s = 0;
 
   const std::string* header(const std::string& lower_name) const {
@@ -41,7 +42,9 @@ class HttpClient {
   virtual ~HttpClient() = default;
   /// Performs a GET. Returns the response for any HTTP status (the caller maps statuses to
   /// errors), or a Status for transport failures: kRetryable (connect failure, timeout, low-speed
-  /// abort, reset, truncated body), kTooLarge (detail = bytes received when aborted), kCancelled
+  /// abort, reset, truncated body; detail = bytes of the response received or announced by its
+  /// Content-Length before the failure, 0 when none arrived), kTooLarge (detail = bytes
+  /// received or announced when aborted), kCancelled
   /// (stop requested), kConfig (TLS/URL problems that retrying cannot fix). Thread-safe.
   virtual Result<HttpResponse> get(const HttpRequest& request, std::stop_token stop) = 0;
 };

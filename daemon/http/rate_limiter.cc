@@ -19,7 +19,21 @@ std::chrono::nanoseconds interval_for(double requests, RatePeriod per) {
 }  // namespace
 
 RequestBudget::RequestBudget(Clock& clock, double requests, RatePeriod per)
-    : clock_(clock), interval_(interval_for(requests, per)) {}
+    : clock_(clock), interval_(interval_for(requests, per)), scaled_interval_(interval_) {}
+
+void RequestBudget::set_rate_scale(double scale) {
+  if (!std::isfinite(scale)) scale = 1.0;
+  scale = std::clamp(scale, 1.0 / 64, 1.0);
+  std::lock_guard lock(mu_);
+  scale_ = scale;
+  scaled_interval_ = std::chrono::nanoseconds(static_cast<std::chrono::nanoseconds::rep>(
+      std::ceil(static_cast<double>(interval_.count()) / scale)));
+}
+
+double RequestBudget::rate_scale() const {
+  std::lock_guard lock(mu_);
+  return scale_;
+}
 
 bool RequestBudget::acquire(std::stop_token stop) {
   return acquire_at(std::move(stop)).has_value();
@@ -35,7 +49,7 @@ std::optional<RequestBudget::TimePoint> RequestBudget::acquire_at(std::stop_toke
       const TimePoint now = clock_.mono();
       slot = std::max({now, next_slot_, penalty_until_});
       if (slot <= now) {
-        next_slot_ = now + interval_;
+        next_slot_ = now + scaled_interval_;
         auto waited = std::chrono::duration_cast<Millis>(now - entered);
         ++stats_.granted;
         if (now > entered) ++stats_.waited;

@@ -50,8 +50,13 @@ class RequestBudget {
   /// The current penalty end (a time in the past when there is none).
   TimePoint penalized_until() const;
 
-  /// Minimum spacing between two granted slots.
+  /// Minimum spacing between two granted slots at the configured rate.
   std::chrono::nanoseconds interval() const { return interval_; }
+
+  /// The adaptive share of the configured rate in use, in [1/64, 1] (values outside are
+  /// clamped): slots are then interval() / scale apart. Never above the configured rate.
+  void set_rate_scale(double scale);
+  double rate_scale() const;
   Stats stats() const;
 
  private:
@@ -60,6 +65,8 @@ class RequestBudget {
   mutable std::mutex mu_;
   TimePoint next_slot_{};      // earliest time the next slot may be granted
   TimePoint penalty_until_{};  // earliest time any slot may be granted
+  double scale_ = 1.0;         // adaptive share of the configured rate
+  std::chrono::nanoseconds scaled_interval_;
   Stats stats_;
 };
 

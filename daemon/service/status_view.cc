@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/time_format.h"
@@ -112,6 +113,19 @@ std::string render_status_text(const StatusSnapshot& s) {
                     "answers, {} bytes received",
                     c.passes, c.breaker_state, c.breaker_opens, c.rate_limited, c.bytes_received));
   }
+  if (s.server_safety || s.big_traces > 0) {
+    const ServerSafety z = s.server_safety.value_or(ServerSafety{});
+    line("");
+    line(fmt::format(
+        "server safety {} traces in flight allowed now, {}; largest response {} "
+        "bytes; {} traces held as big; {} outages seen, {} of them crashes after a "
+        "big response{}",
+        z.effective_concurrency,
+        z.effective_rate > 0 ? fmt::format("{:.3g} requests/s", z.effective_rate)
+                             : std::string("rate not recorded"),
+        std::max(z.largest_response, s.largest_big_page_bytes), s.big_traces, z.outages, z.crashes,
+        z.careful ? " (careful: traces of unknown size go one at a time)" : ""));
+  }
   if (!s.recent_events.empty()) {
     line("");
     line("recent problems");
@@ -198,6 +212,18 @@ std::string render_status_json(const StatusSnapshot& s) {
   if (s.service_json) {
     j["service"] = json::parse(*s.service_json, nullptr, false);
   }
+  {
+    const ServerSafety z = s.server_safety.value_or(ServerSafety{});
+    j["server_safety"] = {
+        {"effective_concurrency", z.effective_concurrency},
+        {"effective_rate_per_second", z.effective_rate},
+        {"largest_response_bytes", std::max(z.largest_response, s.largest_big_page_bytes)},
+        {"big_traces", s.big_traces},
+        {"outages_seen", z.outages},
+        {"crashes_seen", z.crashes},
+        {"careful", z.careful},
+        {"updated_at", z.updated_at.empty() ? json() : json(z.updated_at)}};
+  }
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
@@ -262,6 +288,24 @@ std::string render_prometheus(const StatusSnapshot& s) {
   out += fmt::format("lfharvest_received_bytes_total {}\n", c.bytes_received);
   help("lfharvest_passes_total", "counter", "Sync passes run by the service.");
   out += fmt::format("lfharvest_passes_total {}\n", c.passes);
+  const ServerSafety z = s.server_safety.value_or(ServerSafety{});
+  help("lfharvest_effective_concurrency", "gauge",
+       "Traces in flight the adaptive limit allows now (1..max_in_flight).");
+  out += fmt::format("lfharvest_effective_concurrency {}\n", z.effective_concurrency);
+  help("lfharvest_effective_rate_requests_per_second", "gauge",
+       "Request rate the adaptive limit allows now (0: not recorded).");
+  out += fmt::format("lfharvest_effective_rate_requests_per_second {:.6g}\n", z.effective_rate);
+  help("lfharvest_largest_response_bytes", "gauge", "Largest observation response seen.");
+  out += fmt::format("lfharvest_largest_response_bytes {}\n",
+                     std::max(z.largest_response, s.largest_big_page_bytes));
+  help("lfharvest_big_traces", "gauge",
+       "Traces held as big (fetched with nothing else in flight).");
+  out += fmt::format("lfharvest_big_traces {}\n", s.big_traces);
+  help("lfharvest_server_outages_total", "counter", "Bursts of server failures seen.");
+  out += fmt::format("lfharvest_server_outages_total {}\n", z.outages);
+  help("lfharvest_server_crashes_total", "counter",
+       "Outages that began with a big response in flight (a server out of memory).");
+  out += fmt::format("lfharvest_server_crashes_total {}\n", z.crashes);
   return out;
 }
 

@@ -117,6 +117,7 @@ const std::pair<const char*, const char*> kStatements[] = {
       ON CONFLICT (project_id, trace_id) DO NOTHING)"},
     {"trace_due", R"(
       SELECT trace_id, obs_cursor, page_size, attempts, pages_fetched, state,
+             big_since IS NOT NULL, fetched_at IS NOT NULL,
              (SELECT min(s.timestamp) FROM scores s
               WHERE s.project_id = traces.project_id AND s.trace_id = traces.trace_id)
       FROM traces
@@ -486,7 +487,9 @@ Result<std::vector<TraceTask>> CheckpointStore::due_traces(
     t.attempts = static_cast<int>(q.int64(3));
     t.pages_fetched = static_cast<int>(q.int64(4));
     t.refetch = q.text_view(5) == "done";
-    t.anchor_time = q.opt_text(6);
+    t.big = q.int64(6) != 0;
+    t.size_known = q.int64(7) != 0;
+    t.anchor_time = q.opt_text(8);
     tasks.push_back(std::move(t));
     if (static_cast<int>(tasks.size()) >= limit) break;
   }

@@ -52,6 +52,8 @@ struct TraceTask {
   int attempts = 0;
   int pages_fetched = 0;
   bool refetch = false;                    // a settle re-fetch of a trace that was already done
+  bool big = false;                        // held as big: fetched alone, one observation per page
+  bool size_known = false;                 // fetched completely before (its size has been seen)
   std::optional<std::string> anchor_time;  // the trace's first score timestamp, if any
 };
 
@@ -122,6 +124,10 @@ class CheckpointStore {
   /// Puts failed traces (and with include_retry, waiting ones) back to pending, attempts 0.
   Result<int64_t> requeue(const std::optional<std::string>& project, bool include_retry);
   Result<TraceCounts> trace_counts(const std::string& project);
+  /// Holds a trace as big from now on (big_since set the first time) and remembers the
+  /// largest observation page it has returned. Idempotent. (store/trace_sizes.cc)
+  Status mark_trace_big(const std::string& project, const std::string& trace_id,
+                        int64_t page_bytes);
 
   // --- maintenance support -----------------------------------------------------------------
   /// Live (not deleted) score ids of the project, ordered by id, after `after_id`, up to limit.

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "store/schema.h"
+#include "store/server_safety.h"
 #include "store/sqlite.h"
 
 namespace lfh {
@@ -146,6 +147,19 @@ Result<StatusSnapshot> read_status(const std::string& db_path) {
   if (st.ok()) {
     st = each_row(*db, R"(SELECT value FROM meta WHERE key = 'service')",
                   [&](sql::Stmt& q) { s.service_json = q.text(0); });
+  }
+  if (st.ok()) {
+    st = each_row(*db, R"(SELECT value FROM meta WHERE key = 'server_safety')", [&](sql::Stmt& q) {
+      if (auto safety = server_safety_from_json(q.text(0))) s.server_safety = *safety;
+    });
+  }
+  if (st.ok() && s.schema_version >= 4) {  // size learning came with migration 0004
+    st = each_row(*db, R"(
+        SELECT count(big_since), coalesce(max(largest_page_bytes), 0) FROM traces)",
+                  [&](sql::Stmt& q) {
+                    s.big_traces = q.int64(0);
+                    s.largest_big_page_bytes = q.int64(1);
+                  });
   }
   (void)db->exec("COMMIT");
   if (!st.ok()) return st;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "store/server_safety.h"
 
 namespace lfh {
 
@@ -66,6 +67,10 @@ struct StatusSnapshot {
   std::optional<Run> last_run;
   std::optional<std::string> last_successful_poll;  // newest poll completion of any project
   std::optional<std::string> service_json;          // meta "service": counters the service persists
+  // Server safety (meta "server_safety", written by sync after each trace round).
+  std::optional<ServerSafety> server_safety;
+  int64_t big_traces = 0;              // traces held as big (fetched alone)
+  int64_t largest_big_page_bytes = 0;  // the largest observation page a big trace returned
 };
 
 /// kIo when there is no database at the path (with a hint to run sync first).

@@ -6,7 +6,7 @@
 
 #include "core/log.h"
 #include "core/time_format.h"
-#include "http/backoff.h"
+#include "sync/retry_policy.h"
 
 namespace lfh {
 namespace {
@@ -46,31 +46,29 @@ Result<ScorePage> ScorePoller::fetch_page(const ScoreQuery& query, std::stop_tok
     gate_.report(page.status());
     if (page.ok()) return page;
     const Status& err = page.status();
-    switch (err.kind()) {
-      case ErrorKind::kCancelled:
+    switch (retry_action(err.kind())) {
+      case RetryAction::kCancelled:
         result.outcome = Outcome::kCancelled;
         return err;
-      case ErrorKind::kRetryable:
-      case ErrorKind::kRateLimited:
-      case ErrorKind::kCorrupt:
-      case ErrorKind::kTooLarge:
+      case RetryAction::kRetry:
         break;
-      default:  // auth, permanent, not found, config, io: retrying cannot help
+      case RetryAction::kShrink:  // score pages do not shrink: retrying the same cannot help
+      case RetryAction::kFail:
+      case RetryAction::kFatal:
         result.outcome = Outcome::kFatal;
         result.error = err;
         return err;
     }
+    const RetryPolicy policy(settings_.backoff_base, settings_.backoff_cap, settings_.max_attempts);
     ++attempt;
-    if (attempt >= settings_.max_attempts) {
+    if (policy.exhausted(attempt)) {
       result.outcome = Outcome::kFatal;
       result.error = Status::Error(
           ErrorKind::kFatal,
           fmt::format("giving up on scores after {} attempts: {}", attempt, err.message()));
       return result.error;
     }
-    Millis delay =
-        backoff_delay(attempt - 1, settings_.backoff_base, settings_.backoff_cap, random_);
-    if (err.retry_after_ms()) delay = std::max(delay, Millis(*err.retry_after_ms()));
+    const Millis delay = policy.delay(attempt, err, random_);
     if (delay > settings_.max_wait) {
       result.outcome = Outcome::kWaiting;
       result.error = err;

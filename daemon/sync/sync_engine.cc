@@ -3,11 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <set>
-#include <thread>
 
 #include "core/log.h"
 #include "core/time_format.h"
@@ -15,7 +10,8 @@
 namespace lfh {
 
 SyncEngine::SyncEngine(LangfuseApi& api, LangfuseApi& maintenance_api, CheckpointStore& store,
-                       CircuitBreaker& breaker, Clock& clock, Random& random, SyncSettings settings)
+                       CircuitBreaker& breaker, Clock& clock, Random& random, SyncSettings settings,
+                       RequestBudget* adaptive_budget)
     : api_(api),
       store_(store),
       breaker_(breaker),
@@ -26,7 +22,14 @@ SyncEngine::SyncEngine(LangfuseApi& api, LangfuseApi& maintenance_api, Checkpoin
       maintenance_gate_(maintenance_api, breaker, clock),
       poller_(api, store, gate_, clock, random, settings_),
       fetcher_(api, store, gate_, clock, random, settings_),
-      maintenance_(maintenance_api, store, maintenance_gate_, clock, random, settings_) {}
+      maintenance_(maintenance_api, store, maintenance_gate_, clock, random, settings_),
+      queue_(std::make_unique<TraceFetchQueue>(fetcher_, store, gate_, clock, settings_,
+                                               adaptive_budget)) {
+  // What earlier processes learned about this server (careful mode, the counters).
+  if (auto earlier = store_.meta(kServerSafetyMetaKey); earlier.ok() && *earlier) {
+    if (auto parsed = server_safety_from_json(**earlier)) queue_->restore(*parsed);
+  }
+}
 
 Status SyncEngine::connect(std::stop_token stop) {
   auto health = api_.health(stop);
@@ -128,151 +131,25 @@ PassReport SyncEngine::run_pass(std::stop_token stop) {
 }
 
 void SyncEngine::fetch_traces(PassReport& report, std::stop_token stop) {
-  const int workers = std::max(1, settings_.workers);
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<TraceTask> queue;
-  std::set<std::string> busy;  // queued or being fetched
-  int running = 0;
-  uint64_t completions = 0;
-  bool closing = false;
-  bool deferred = false;  // a worker found the breaker open
-  Status fatal;
-  std::stop_source worker_stop;
-
-  auto worker = [&](std::stop_token) {
-    for (;;) {
-      TraceTask task;
-      {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return closing || !queue.empty(); });
-        if (queue.empty()) return;
-        task = std::move(queue.front());
-        queue.pop_front();
-        ++running;
-      }
-      TraceFetchResult r = fetcher_.fetch(project_id_, task, worker_stop.get_token());
-      {
-        std::lock_guard lock(mu);
-        --running;
-        ++completions;
-        busy.erase(task.trace_id);
-        report.requests += r.requests;
-        report.record_errors += r.record_errors;
-        switch (r.outcome) {
-          case TraceFetchResult::Outcome::kDone:
-            ++report.traces_done;
-            break;
-          case TraceFetchResult::Outcome::kRetry:
-            ++report.retries_scheduled;
-            break;
-          case TraceFetchResult::Outcome::kFailed:
-            ++report.traces_failed;
-            break;
-          case TraceFetchResult::Outcome::kDeferred:
-            deferred = true;
-            break;
-          case TraceFetchResult::Outcome::kCancelled:
-            break;
-          case TraceFetchResult::Outcome::kFatal:
-            if (fatal.ok()) fatal = r.error;
-            break;
-        }
-      }
-      cv.notify_all();
-    }
-  };
-
-  // Forward a stop request to the workers (they use their own source so that a fatal error
-  // can stop them too).
-  std::stop_callback forward(stop, [&] {
-    worker_stop.request_stop();
-    std::lock_guard lock(mu);
-    cv.notify_all();
-  });
-  std::vector<std::jthread> pool;
-  pool.reserve(static_cast<size_t>(workers));
-  for (int i = 0; i < workers; ++i) pool.emplace_back(worker);
-
-  int64_t total = 0;
-  bool waiting = false;
-  for (;;) {
-    std::unique_lock lock(mu);
-    if (!fatal.ok() || stop.stop_requested()) break;
-    if (deferred && running == 0) {
-      // The breaker is open: wait for the server (one probe per interval), then go on.
-      lock.unlock();
-      report_progress({"waiting", report.traces_done, total, 0});
-      auto w = gate_.wait_until_closed(settings_.max_wait, stop);
-      lock.lock();
-      if (w == ServerGate::Wait::kStopped) break;
-      if (w == ServerGate::Wait::kTooLong) {
-        waiting = true;
-        report.error =
-            Status::Error(ErrorKind::kRetryable, "server unavailable (circuit breaker open)");
-        break;
-      }
-      deferred = false;
-    }
-    if (!deferred && static_cast<int>(queue.size()) < workers) {
-      std::vector<std::string> exclude(busy.begin(), busy.end());
-      lock.unlock();
-      auto due = store_.due_traces(project_id_, workers * 4, exclude);
-      lock.lock();
-      if (!due.ok()) {
-        if (fatal.ok()) fatal = due.status();
-        break;
-      }
-      for (auto& t : *due) {
-        if (busy.insert(t.trace_id).second) {
-          queue.push_back(std::move(t));
-          ++total;
-        }
-      }
-      cv.notify_all();
-    }
-    if (queue.empty() && running == 0 && !deferred) {
-      lock.unlock();
-      auto next = store_.next_due_at(project_id_);
-      if (!next.ok()) {
-        lock.lock();
-        if (fatal.ok()) fatal = next.status();
-        break;
-      }
-      if (!*next) break;  // nothing left to fetch
-      auto at = parse_iso8601(**next);
-      Millis wait = at ? std::chrono::duration_cast<Millis>(*at - clock_.now()) : Millis(0);
-      if (wait > settings_.max_wait) {
-        waiting = true;
-        break;
-      }
-      report_progress({"waiting", report.traces_done, total, 0});
-      if (wait.count() > 0 && !clock_.sleep_for(wait + Millis(1), stop)) break;
-      continue;
-    }
-    const uint64_t seen = completions;
-    const PassProgress progress{"traces", report.traces_done, total, report.retries_scheduled};
-    lock.unlock();
-    report_progress(progress);
-    lock.lock();
-    cv.wait(lock, [&] {
-      return !fatal.ok() || stop.stop_requested() || (deferred && running == 0) ||
-             completions != seen;
-    });
-  }
-  {
-    std::lock_guard lock(mu);
-    closing = true;
-    queue.clear();
-    if (!fatal.ok()) worker_stop.request_stop();
-  }
-  cv.notify_all();
-  pool.clear();  // joins
-  if (!fatal.ok()) {
+  TraceFetchRound round = queue_->run(
+      project_id_, stop, [&](int64_t done, int64_t total, int64_t retries, bool waiting) {
+        report_progress({waiting ? "waiting" : "traces", report.traces_done + done,
+                         report.traces_done + total, retries});
+      });
+  report.requests += round.requests;
+  report.record_errors += round.record_errors;
+  report.traces_done += round.traces_done;
+  report.retries_scheduled += round.retries_scheduled;
+  report.traces_failed += round.traces_failed;
+  ServerSafety safety = queue_->safety();
+  safety.updated_at = format_iso8601(clock_.now());
+  (void)store_.set_meta(kServerSafetyMetaKey, server_safety_to_json(safety));
+  if (!round.fatal.ok()) {
     report.outcome = PassReport::Outcome::kFatal;
-    report.error = fatal;
-  } else if (waiting) {
+    report.error = round.fatal;
+  } else if (round.waiting) {
     report.outcome = PassReport::Outcome::kWaiting;
+    if (!round.error.ok()) report.error = round.error;
   }
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -17,6 +18,7 @@
 #include "sync/score_poller.h"
 #include "sync/server_gate.h"
 #include "sync/sync_settings.h"
+#include "sync/trace_fetch_queue.h"
 #include "sync/trace_fetcher.h"
 
 namespace lfh {
@@ -55,8 +57,11 @@ struct PassProgress {
 class SyncEngine {
  public:
   /// `maintenance_api` is the same API behind the smaller maintenance share of the budget.
+  /// `adaptive_budget` (optional): the request budget the trace queue slows down when the
+  /// server shows distress (see TraceFetchQueue).
   SyncEngine(LangfuseApi& api, LangfuseApi& maintenance_api, CheckpointStore& store,
-             CircuitBreaker& breaker, Clock& clock, Random& random, SyncSettings settings);
+             CircuitBreaker& breaker, Clock& clock, Random& random, SyncSettings settings,
+             RequestBudget* adaptive_budget = nullptr);
 
   /// Health check (generation), key check (project id); records the project. kAuth on bad
   /// keys, kRetryable when the server cannot be reached.
@@ -73,6 +78,10 @@ class SyncEngine {
   std::function<void(const PassProgress&)> on_progress;
 
   SyncSettings& settings() { return settings_; }
+
+  /// Adaptive concurrency, largest response, outages and crashes (also persisted in the
+  /// database's meta table as "server_safety" after each trace round, for `status`).
+  ServerSafety safety() const { return queue_->safety(); }
 
  private:
   void fetch_traces(PassReport& report, std::stop_token stop);
@@ -91,6 +100,7 @@ class SyncEngine {
   ScorePoller poller_;
   TraceFetcher fetcher_;
   Maintenance maintenance_;
+  std::unique_ptr<TraceFetchQueue> queue_;
   std::string project_id_;
   ServerInfo server_;
 };

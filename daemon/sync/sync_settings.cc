@@ -12,6 +12,9 @@ SyncSettings SyncSettings::from_config(const Config& c) {
   s.since = c.since;
   s.score_page_size = c.score_page_size;
   s.observation_page_size = c.observation_page_size;
+  s.big_response_bytes = static_cast<std::int64_t>(c.big_response_bytes);
+  s.requests_per_second =
+      c.requests_per_minute ? *c.requests_per_minute / 60 : c.requests_per_second;
   s.workers = c.max_in_flight;
   s.backoff_base = c.backoff_base;
   s.backoff_cap = c.backoff_cap;

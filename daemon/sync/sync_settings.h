@@ -1,6 +1,7 @@
 // What the sync engine needs from the Config, in the engine's own terms.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ struct SyncSettings {
   int score_page_size = 100;
   int observation_page_size = 10;
   int workers = 2;  // traces fetched concurrently (= the in-flight cap)
+  // A page larger than this holds its trace as big (fetched alone, one observation per page).
+  std::int64_t big_response_bytes = 4LL << 20;
+  double requests_per_second = 5.0;  // the configured budget (per-minute budgets converted)
   Millis backoff_base{1000};
   Millis backoff_cap{600 * 1000};
   int max_attempts = 10;

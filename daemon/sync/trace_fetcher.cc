@@ -5,13 +5,12 @@
 #include <set>
 
 #include "core/log.h"
-#include "http/backoff.h"
+#include "sync/retry_policy.h"
 
 namespace lfh {
 namespace {
 
 using Outcome = TraceFetchResult::Outcome;
-constexpr int kMaxEmptyPages = 3;
 
 }  // namespace
 
@@ -19,9 +18,8 @@ TraceFetchResult TraceFetcher::fetch(const std::string& project, TraceTask task,
                                      std::stop_token stop) {
   TraceFetchResult result;
   int page_size = task.page_size > 0 ? task.page_size : settings_.observation_page_size;
-  std::set<std::string> seen_cursors;
-  if (task.cursor) seen_cursors.insert(*task.cursor);
-  int empty_pages = 0;
+  if (task.big) page_size = 1;
+  CursorLoopGuard loop_guard(task.cursor);
   for (;;) {
     if (stop.stop_requested()) {
       result.outcome = Outcome::kCancelled;
@@ -38,10 +36,23 @@ TraceFetchResult TraceFetcher::fetch(const std::string& project, TraceTask task,
     q.size_reduced = page_size < settings_.observation_page_size;
     q.anchor_time = task.anchor_time;  // lets the API narrow a query the server times out on
     ++result.requests;
+    const auto sent = clock_.mono();
     auto page = api_.observations(q, stop);
+    const auto took = std::chrono::duration_cast<Millis>(clock_.mono() - sent);
     gate_.report(page.status());
     if (!page.ok()) {
-      if (page.status().kind() == ErrorKind::kTooLarge && page_size > 1) {
+      if (Status s = learn_size(project, task, bytes_of_failure(page.status()), result); !s.ok()) {
+        result.outcome = Outcome::kFatal;
+        result.error = s;
+        return result;
+      }
+      const bool shrink = retry_action(page.status().kind(), page_size > 1) == RetryAction::kShrink;
+      if (shrink && result.learned_big) {
+        // Over the cap, and so big: the next attempt is alone, one observation per page.
+        result.outcome = Outcome::kBig;
+        return result;
+      }
+      if (shrink) {
         // Too big for one response: halve the page and ask again, down to one observation.
         page_size = std::max(1, page_size / 2);
         log::info("trace {}: page over the size cap; retrying with {} per page", task.trace_id,
@@ -51,6 +62,16 @@ TraceFetchResult TraceFetcher::fetch(const std::string& project, TraceTask task,
       return handle_error(project, task, page_size, page.status(), result);
     }
     ++result.pages;
+    if (static_cast<int64_t>(page->body_bytes) < kSmallPageBytes) {
+      result.small_page_latency = std::max(result.small_page_latency.value_or(Millis(0)), took);
+    }
+    const bool was_big = task.big;
+    if (Status s = learn_size(project, task, static_cast<int64_t>(page->body_bytes), result);
+        !s.ok()) {
+      result.outcome = Outcome::kFatal;
+      result.error = s;
+      return result;
+    }
     result.observations += static_cast<int64_t>(page->observations.size());
     result.record_errors += static_cast<int64_t>(page->errors.size());
     for (const auto& e : page->errors) {
@@ -59,8 +80,7 @@ TraceFetchResult TraceFetcher::fetch(const std::string& project, TraceTask task,
                                 e.record_id + ": " + e.reason);
     }
     const auto& next = page->next_cursor;
-    empty_pages = page->observations.empty() && page->errors.empty() ? empty_pages + 1 : 0;
-    if (next && (!seen_cursors.insert(*next).second || empty_pages > kMaxEmptyPages)) {
+    if (!loop_guard.advance(next, page->observations.empty() && page->errors.empty())) {
       return handle_error(project, task, page_size,
                           Status::Error(ErrorKind::kCorrupt,
                                         "observation paging loops (cursor repeated or empty "
@@ -80,7 +100,33 @@ TraceFetchResult TraceFetcher::fetch(const std::string& project, TraceTask task,
     }
     task.cursor = next;
     task.attempts = 0;
+    if (task.big && !was_big) {
+      // Found big while others may be in flight: hand it back to be fetched alone.
+      result.outcome = Outcome::kBig;
+      return result;
+    }
   }
+}
+
+int64_t TraceFetcher::bytes_of_failure(const Status& error) {
+  // Transport errors and size aborts carry the bytes received or announced; an HTTP error
+  // status carries the status code, which is not a size.
+  if (error.kind() == ErrorKind::kTooLarge) return error.detail();
+  if (error.kind() == ErrorKind::kRetryable && error.detail() >= 1000) return error.detail();
+  return 0;
+}
+
+Status TraceFetcher::learn_size(const std::string& project, TraceTask& task, int64_t bytes,
+                                TraceFetchResult& result) {
+  result.largest_response = std::max(result.largest_response, bytes);
+  if (bytes <= settings_.big_response_bytes || task.big) return Status::Ok();
+  log::info(
+      "trace {}: a {} byte response; held as big from now on (fetched alone, one "
+      "observation per page)",
+      task.trace_id, bytes);
+  task.big = true;
+  result.learned_big = true;
+  return store_.mark_trace_big(project, task.trace_id, bytes);
 }
 
 TraceFetchResult TraceFetcher::handle_error(const std::string& project, const TraceTask& task,
@@ -97,44 +143,38 @@ TraceFetchResult TraceFetcher::handle_error(const std::string& project, const Tr
     }
     return result;
   };
-  switch (error.kind()) {
-    case ErrorKind::kCancelled:
+  // Shrinking was tried in the page loop: here a page of one observation is over the cap.
+  switch (retry_action(error.kind(), /*can_shrink=*/false)) {
+    case RetryAction::kCancelled:
       result.outcome = Outcome::kCancelled;
       return result;
-    case ErrorKind::kAuth:
-    case ErrorKind::kConfig:
-    case ErrorKind::kIo:
-    case ErrorKind::kFatal:
+    case RetryAction::kFatal:
       result.outcome = Outcome::kFatal;
       return result;
-    case ErrorKind::kTooLarge:
-      return fail("too_large",
-                  fmt::format("a single observation is larger than the response cap ({} bytes "
-                              "received before aborting)",
-                              error.detail()));
-    case ErrorKind::kPermanent:
-    case ErrorKind::kNotFound:
+    case RetryAction::kShrink:
+    case RetryAction::kFail:
+      if (error.kind() == ErrorKind::kTooLarge) {
+        return fail("too_large",
+                    fmt::format("a single observation is larger than the response cap ({} "
+                                "bytes received before aborting)",
+                                error.detail()));
+      }
       return fail("permanent", error.message());
-    case ErrorKind::kRetryable:
-      if (!gate_.may_send()) {
+    case RetryAction::kRetry:
+      if (error.kind() == ErrorKind::kRetryable && !gate_.may_send()) {
         // The breaker opened on this failure: the outage is not this trace's fault.
         result.outcome = Outcome::kDeferred;
         return result;
       }
       break;
-    case ErrorKind::kRateLimited:
-    case ErrorKind::kCorrupt:
-    case ErrorKind::kOk:
-      break;
   }
+  const RetryPolicy policy(settings_.backoff_base, settings_.backoff_cap, settings_.max_attempts);
   const int attempts = task.attempts + 1;
-  if (attempts >= settings_.max_attempts) {
+  if (policy.exhausted(attempts)) {
     return fail("max_attempts",
                 fmt::format("{} attempts; last error: {}", attempts, error.message()));
   }
-  Millis delay =
-      backoff_delay(attempts - 1, settings_.backoff_base, settings_.backoff_cap, random_);
-  if (error.retry_after_ms()) delay = std::max(delay, Millis(*error.retry_after_ms()));
+  const Millis delay = policy.delay(attempts, error, random_);
   result.outcome = Outcome::kRetry;
   log::info("trace {}: {} (attempt {}); retry in {} ms", task.trace_id, error.message(), attempts,
             delay.count());

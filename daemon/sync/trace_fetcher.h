@@ -1,8 +1,11 @@
 // Fetches one trace's observations page by page (GET observations?traceId=..., never the whole
 // trace), committing each page with the cursor after it. Decides what a failure means for the
 // trace: smaller pages for a page over the size cap, a retry time with backoff, or failed.
+// Learns sizes: a page (or a response cut off mid-way) larger than big_response_bytes holds
+// the trace as big in the database; a big trace is fetched one observation per page.
 #pragma once
 
+#include <optional>
 #include <stop_token>
 #include <string>
 
@@ -23,6 +26,8 @@ struct TraceFetchResult {
     kDeferred,   // breaker open: nothing counted, the trace stays due
     kCancelled,  // stop requested; progress so far is committed
     kFatal,      // auth failure or database error: the pass must stop
+    kBig,        // a page came back big: it is stored and the trace is now held as big (in the
+                 // database); the rest must be fetched with nothing else in flight
   };
   Outcome outcome = Outcome::kDone;
   Status error;
@@ -30,7 +35,14 @@ struct TraceFetchResult {
   int64_t pages = 0;
   int64_t observations = 0;
   int64_t record_errors = 0;
+  int64_t largest_response = 0;  // body bytes of the largest page (or cut-off response) seen
+  bool learned_big = false;      // this fetch found the trace big and recorded it
+  // The slowest answer of a small page (under kSmallPageBytes), for the latency signal: big
+  // pages are slow because they are big, small ones because the server is busy.
+  std::optional<Millis> small_page_latency;
 };
+
+inline constexpr int64_t kSmallPageBytes = 256 * 1024;
 
 class TraceFetcher {
  public:
@@ -47,6 +59,9 @@ class TraceFetcher {
   TraceFetchResult fetch(const std::string& project, TraceTask task, std::stop_token stop);
 
  private:
+  static int64_t bytes_of_failure(const Status& error);
+  Status learn_size(const std::string& project, TraceTask& task, int64_t bytes,
+                    TraceFetchResult& result);
   TraceFetchResult handle_error(const std::string& project, const TraceTask& task, int page_size,
                                 const Status& error, TraceFetchResult result);
 

@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Iterator
+
+import server_load  # the heap and latency model (its own module)
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 BIND_HOST = "127.0.0.1"
@@ -2404,6 +2406,8 @@ class ControlApi:
             ("POST", "/__fake/outage"): self.outage,
             ("GET", "/__fake/options"): lambda p, q: self.app.options.snapshot(),
             ("POST", "/__fake/options"): self.set_options,
+            ("GET", "/__fake/load"): lambda p, q: self.app.load.snapshot(),
+            ("POST", "/__fake/load"): lambda p, q: self.app.load.configure(p),
             ("POST", "/__fake/scores/edit"): self.edit_scores,
             ("POST", "/__fake/scores/delete"): self.delete_scores,
             ("POST", "/__fake/scores/add"): self.add_scores,
@@ -2431,6 +2435,7 @@ class ControlApi:
 
     def reset_stats(self, payload: dict[str, Any], query: Query) -> dict[str, Any]:
         self.app.stats.reset()
+        self.app.load.reset_counters()
         return {"ok": True}
 
     def set_faults(self, payload: dict[str, Any], query: Query) -> dict[str, Any]:
@@ -2631,6 +2636,7 @@ class ServerConfig:
         self.tls_cert: str | None = args.tls_cert
         self.tls_key: str | None = args.tls_key
         self.log_requests: str | None = args.log_requests
+        self.load_options = server_load.options_from_args(args)
         start_ms = parse_iso_ms(args.start_time) if args.start_time else wall_ms()
         self.data = DataConfig(traces=40 if args.demo else args.traces,
                                annotated_fraction=args.annotated_fraction,
@@ -2684,6 +2690,7 @@ class FakeLangfuseApp:
         self.faults = FaultEngine()
         self.outage = OutageState()
         self.rate_limiter = FixedWindowRateLimiter()
+        self.load = server_load.ServerLoad(**config.load_options)
         self.api = LangfuseApi(self)
         self.control = ControlApi(self)
         self.request_log = RequestLog(config.log_requests) if config.log_requests else None
@@ -2734,11 +2741,13 @@ class FakeLangfuseHandler(BaseHTTPRequestHandler):
         started = time.monotonic()
         self._status_sent, self._bytes_sent = 0, 0
         fault = None
+        app.load.enter(self)
         try:
             fault = self._api_exchange(app, path, raw_query)
         except (ConnectionError, socket.timeout, ssl.SSLError, OSError):
             self.close_connection = True  # the client hung up mid-answer
         finally:
+            app.load.leave(self)
             app.stats.end(record, self._status_sent, self._bytes_sent, fault)
             if app.request_log:
                 app.request_log.write(self.command, path, raw_query, self._status_sent,
@@ -2765,6 +2774,12 @@ class FakeLangfuseHandler(BaseHTTPRequestHandler):
             body = compact_json({"message": "Service Unavailable", "error": "ServiceUnavailable"})
             self._send(503, body.encode())
             return "outage-503"
+        down = app.load.crashed_status()
+        if down is not None:  # the Node process behind nginx is restarting after a crash
+            self._send(down, server_load.nginx_page(down), content_type="text/html")
+            return "heap-down"
+        if app.load.latency_s() > 0:
+            app.stop_event.wait(app.load.latency_s())
 
         rule = app.faults.pick(path, raw_query)
         mode = rule.mode if rule else None
@@ -2808,6 +2823,12 @@ class FakeLangfuseHandler(BaseHTTPRequestHandler):
         else:
             body = compact_json(response.payload).encode("utf-8")
         delivery = rule if mode in ("truncate", "trickle") else None
+        if response.status == 200 and delivery is None:
+            headers = [("Content-Type", response.content_type), ("Content-Length", str(len(body)))]
+            headers += [(k, str(v)) for k, v in (response.headers or {}).items()]
+            if not app.load.send(self, 200, body, headers, app.stop_event):
+                return "heap-crash"
+            return mode
         self._send(response.status, body, response.headers, response.content_type, delivery)
         return mode
 
@@ -3050,6 +3071,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     behaviour.add_argument("--v3-layout", choices=("flat", "nested"), default="flat",
                            help="v3 field groups flat as in the spec (default) or nested objects")
     behaviour.add_argument("--log-requests", default=None, help="append one line per API request here")
+    server_load.add_arguments(parser)
     return parser
 
 

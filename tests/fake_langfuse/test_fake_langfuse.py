@@ -933,3 +933,168 @@ class ServerEdgeTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# ----------------------------------------------------------------------------
+# Server load: the heap model and load-dependent latency (server_load.py)
+# ----------------------------------------------------------------------------
+
+class _Handler:
+    """Stands in for a request handler in the in-process ServerLoad tests."""
+
+    def __init__(self) -> None:
+        self.connection = socket.socket()
+        self.close_connection = False
+        self.sent: list[bytes] = []
+
+    def _start(self, status: int, headers: list[tuple[str, str]]) -> None:
+        self.sent.append(f"{status}".encode())
+
+    def _write(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+class ServerLoadModelTest(unittest.TestCase):
+    def test_one_answer_fits_two_do_not(self) -> None:
+        import server_load
+        load = server_load.ServerLoad(heap_limit_bytes=1000, heap_multiplier=4.0, crash_seconds=60)
+        first, second = _Handler(), _Handler()
+        try:
+            load.enter(first)
+            load.enter(second)
+            # 200 bytes x 4 = 800 of 1000: fits; sent at once.
+            self.assertTrue(load.send(first, 200, b"x" * 200, [], threading.Event()))
+            self.assertEqual(load.snapshot()["heap_peak"], 800)
+            self.assertEqual(load.snapshot()["heap_in_use"], 0)  # released once sent
+            self.assertIsNone(load.crashed_status())
+            # Two at once do not: hold the first reservation, then ask for the second.
+            self.assertTrue(load._reserve(first, 200))
+            self.assertFalse(load.send(second, 200, b"y" * 200, [], threading.Event()))
+            snap = load.snapshot()
+            self.assertEqual(snap["crashes"], 1)
+            self.assertEqual(snap["heap_in_use"], 0)  # the dead process holds nothing
+            self.assertEqual(load.crashed_status(), 503)
+            self.assertEqual(second.sent, [])  # nothing of the answer went out
+            self.assertTrue(second.close_connection)
+        finally:
+            first.connection.close()
+            second.connection.close()
+
+    def test_no_heap_model_by_default(self) -> None:
+        import server_load
+        load = server_load.ServerLoad()
+        handler = _Handler()
+        try:
+            load.enter(handler)
+            self.assertTrue(load.send(handler, 200, b"z" * 10_000_000, [], threading.Event()))
+            self.assertEqual(load.snapshot()["crashes"], 0)
+            self.assertEqual(load.snapshot()["biggest_answer"], 10_000_000)
+        finally:
+            handler.connection.close()
+
+    def test_latency_grows_with_requests_in_flight(self) -> None:
+        import server_load
+        load = server_load.ServerLoad(load_latency_ms=100, load_capacity=2)
+        handlers = [_Handler() for _ in range(4)]
+        try:
+            self.assertEqual(load.latency_s(), 0)
+            load.enter(handlers[0])
+            self.assertAlmostEqual(load.latency_s(), 0.05)
+            for h in handlers[1:]:
+                load.enter(h)
+            self.assertAlmostEqual(load.latency_s(), 0.2)
+            load.leave(handlers[3])
+            self.assertAlmostEqual(load.latency_s(), 0.15)
+        finally:
+            for h in handlers:
+                h.connection.close()
+
+    def test_bad_options_are_refused(self) -> None:
+        import server_load
+        load = server_load.ServerLoad()
+        for bad in ({"heap_limit": 1}, {"heap_limit_bytes": "1"}, {"crash_status": 500},
+                    {"load_capacity": 0}, {"heap_multiplier": -1}, {"crash_seconds": True}):
+            with self.assertRaises(ValueError, msg=str(bad)):
+                load.configure(bad)
+
+
+class ServerLoadServerTest(unittest.TestCase):
+    # Each big trace's answer is about 400 KB with io: x5 = 2 MB of a 3 MB heap. Paced at
+    # 1 MB/s, an answer takes about 0.4 s, so two requests sent together overlap.
+    server_options = {"traces": 6, "big_fraction": 1.0, "big_size": 400_000, "seed": 4,
+                      "heap_limit_mb": 3, "heap_multiplier": 5, "crash_seconds": 1.5,
+                      "send_mb_per_s": 1}
+
+    def _big_traces(self, fake: FakeLangfuse) -> list[str]:
+        truth = fake.truth()
+        return [t for t, v in truth["traces"].items()
+                if any(o.get("big") for o in v["observations"])]
+
+    def _observations(self, fake: FakeLangfuse, trace_id: str) -> tuple[int, Any]:
+        status, _, body = fake.api_get("/api/public/v2/observations",
+                                       {"traceId": trace_id, "fields": "core,basic,io"})
+        return status, body
+
+    def test_one_at_a_time_fits(self) -> None:
+        with FakeLangfuse(**self.server_options) as fake:
+            traces = self._big_traces(fake)
+            self.assertGreaterEqual(len(traces), 2)
+            for trace_id in traces[:2]:
+                status, _ = self._observations(fake, trace_id)
+                self.assertEqual(status, 200)
+            load = fake.control("GET", "load")
+            self.assertEqual(load["crashes"], 0)
+            self.assertGreater(load["heap_peak"], 1_000_000)
+            self.assertLessEqual(load["heap_peak"], 3_000_000)
+            self.assertEqual(load["heap_in_use"], 0)
+            # Without io the same listing is small and costs the heap almost nothing.
+            status, _, _ = fake.api_get("/api/public/v2/observations", {"traceId": traces[0]})
+            self.assertEqual(status, 200)
+
+    def test_two_big_answers_at_once_crash_the_server(self) -> None:
+        with FakeLangfuse(**self.server_options) as fake:
+            traces = self._big_traces(fake)[:2]
+            results: dict[str, Any] = {}
+
+            def fetch(trace_id: str) -> None:
+                try:
+                    results[trace_id] = self._observations(fake, trace_id)[0]
+                except (OSError, http.client.HTTPException) as error:
+                    results[trace_id] = error
+
+            threads = [threading.Thread(target=fetch, args=(t,)) for t in traces]
+            for t in threads:
+                t.start()
+                time.sleep(0.1)  # the second arrives while the first is being sent
+            for t in threads:
+                t.join(30)
+            self.assertEqual(fake.control("GET", "load")["crashes"], 1)
+            # Neither got its answer: the first was cut off, the second never started.
+            self.assertFalse([r for r in results.values() if r == 200], results)
+            # While the Node process restarts, nginx answers with its HTML page.
+            status, headers, body = fake.api_get("/api/public/v2/observations",
+                                                 {"traceId": traces[0]})
+            self.assertEqual(status, 503)
+            self.assertIn("text/html", headers.get("Content-Type", headers.get("content-type", "")))
+            self.assertIn(b"nginx", body)
+            # And then it is back.
+            wait = fake.control("GET", "load")["down_for_s"]
+            time.sleep(wait + 0.1)
+            status, _ = self._observations(fake, traces[0])
+            self.assertEqual(status, 200)
+
+    def test_control_api_reads_and_changes_the_model(self) -> None:
+        with FakeLangfuse(traces=2, seed=1) as fake:
+            self.assertEqual(fake.control("GET", "load")["heap_limit_bytes"], 0)
+            changed = fake.control("POST", "load", {"heap_limit_bytes": 1000, "crash_status": 502})
+            self.assertEqual(changed["heap_limit_bytes"], 1000)
+            with self.assertRaises(FakeLangfuseError):
+                fake.control("POST", "load", {"no_such_option": 1})
+            # 1000 bytes of heap cannot hold any real answer: the first one crashes it.
+            truth = fake.truth()
+            trace_id = next(iter(truth["traces"]))
+            with self.assertRaises((OSError, http.client.HTTPException)):
+                fake.api_get("/api/public/v2/observations", {"traceId": trace_id})
+            status, _, body = fake.api_get("/api/public/projects")
+            self.assertEqual(status, 502)
+            self.assertIn(b"502 Bad Gateway", body)

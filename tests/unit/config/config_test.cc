@@ -923,6 +923,7 @@ TEST_CASE("the example config loads and documents every key at its default") {
     CHECK(c->score_page_size == defaults.score_page_size);
     CHECK(c->observation_page_size == defaults.observation_page_size);
     CHECK(c->max_response_bytes == defaults.max_response_bytes);
+    CHECK(c->big_response_bytes == defaults.big_response_bytes);
     CHECK(c->connect_timeout == defaults.connect_timeout);
     CHECK(c->request_timeout == defaults.request_timeout);
     CHECK(c->low_speed_bytes_per_second == defaults.low_speed_bytes_per_second);
