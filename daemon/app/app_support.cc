@@ -120,8 +120,17 @@ SilenceGuard::SilenceGuard(const ServerWatch& watch, Clock& clock, Millis limit,
     : limit_(limit) {
   thread_ = std::jthread([this, &watch, &clock, target](std::stop_token self) mutable {
     while (clock.sleep_for(Millis(100), self)) {
-      if (watch.silent_for(clock.mono()) >= limit_) {
-        tripped_.store(true);
+      const auto now = clock.mono();
+      Reason reason = Reason::kNone;
+      if (watch.silent_for(now) >= limit_) {
+        reason = Reason::kSilent;
+      } else if (const ServerWatch::Snapshot w = watch.snapshot();
+                 w.retry_after_until && *w.retry_after_until - now > limit_) {
+        retry_after_ms_.store(w.retry_after->count());
+        reason = Reason::kRetryAfter;
+      }
+      if (reason != Reason::kNone) {
+        reason_.store(reason);
         target.request_stop();
         return;
       }
@@ -151,7 +160,15 @@ int CommandStop::report() const {
                                                                                     : "a signal");
     return exit_code_for_signal(sig);
   }
-  if (guard_.tripped()) {
+  if (guard_.reason() == SilenceGuard::Reason::kRetryAfter) {
+    log::warn(
+        "the server asked to wait {} s (Retry-After), longer than --max-wait {} s; stopping, "
+        "the next run continues where this one stopped",
+        (guard_.retry_after().count() + 999) / 1000,
+        std::chrono::duration_cast<Seconds>(guard_.limit()).count());
+    return kExitTempFail;
+  }
+  if (guard_.reason() == SilenceGuard::Reason::kSilent) {
     print_error(fmt::format(
         "the Langfuse server at {} stopped answering: nothing came back for {} s (the bound is "
         "--max-wait, at least the connect timeout); everything fetched so far is saved",

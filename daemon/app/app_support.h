@@ -40,28 +40,34 @@ inline constexpr Millis kRefusedRetryStep{500};
 /// The error message names the base URL, the number of attempts and the last failure.
 Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop);
 
-/// Stops `target` once the server has been silent (ServerWatch::silent_for) for `limit`: the
-/// bound that keeps a server that accepts connections and never answers from holding `sync`
-/// past --max-wait, however the curl timeouts are set. Checks ten times a second on its own
-/// thread; stops checking when destroyed.
+/// Stops `target` when waiting for the server would exceed `limit` (--max-wait): once it has
+/// been silent (ServerWatch::silent_for) for that long, the bound that keeps a server that
+/// accepts connections and never answers from holding `sync` whatever the curl timeouts are; or
+/// as soon as it asks, with Retry-After, for a wait longer than that (the request budget holds
+/// every request of the process until then, so nothing could happen within the bound). Checks
+/// ten times a second on its own thread; stops checking when destroyed.
 class SilenceGuard {
  public:
+  enum class Reason { kNone, kSilent, kRetryAfter };
   SilenceGuard(const ServerWatch& watch, Clock& clock, Millis limit, std::stop_source target);
   ~SilenceGuard();
   SilenceGuard(const SilenceGuard&) = delete;
   SilenceGuard& operator=(const SilenceGuard&) = delete;
-  /// True once it has stopped the target.
-  bool tripped() const { return tripped_.load(); }
+  /// Why it stopped the target (kNone: it did not).
+  Reason reason() const { return reason_.load(); }
+  /// The Retry-After that made it stop (kRetryAfter).
+  Millis retry_after() const { return Millis(retry_after_ms_.load()); }
   Millis limit() const { return limit_; }
 
  private:
   Millis limit_;
-  std::atomic<bool> tripped_{false};
+  std::atomic<Reason> reason_{Reason::kNone};
+  std::atomic<Millis::rep> retry_after_ms_{0};
   std::jthread thread_;
 };
 
 /// The stop of a command that talks to the server: requested by SIGINT/SIGTERM, or by a
-/// SilenceGuard when the server stays silent for max(--max-wait, connect timeout).
+/// SilenceGuard (bound: max(--max-wait, connect timeout)).
 class CommandStop {
  public:
   /// `signals` must be installed; `rt` outlives this object.
@@ -69,7 +75,8 @@ class CommandStop {
   std::stop_token token() const { return source_.get_token(); }
   bool requested() const { return source_.stop_requested(); }
   /// After a stop: prints why and returns the exit code: 128 + the signal (130 SIGINT, 143
-  /// SIGTERM), or 69 when the server stopped answering.
+  /// SIGTERM), 69 when the server stopped answering, 75 when it asked for a wait longer than
+  /// --max-wait (the next run continues).
   int report() const;
 
  private:

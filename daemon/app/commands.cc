@@ -70,6 +70,13 @@ json sync_json(const std::string& outcome, int exit_code, const PassReport* r,
   return doc;
 }
 
+// The outcome named in sync --json for a stop (CommandStop::report's code).
+std::string stop_outcome(int exit_code) {
+  if (exit_code == kExitUnavailable) return "unreachable";
+  if (exit_code == kExitTempFail) return "waiting";
+  return "stopped";
+}
+
 bool progress_wanted(const SyncOptions& options) {
   if (options.no_progress) return false;
   if (options.progress) return true;
@@ -102,7 +109,7 @@ int cmd_sync(const CommonOptions& common, const SyncOptions& options) {
   Status connected = connect_with_retry(runtime, config->max_wait, stop.token());
   if (connected.kind() == ErrorKind::kCancelled || (!connected.ok() && stop.requested())) {
     const int rc = stop.report();
-    return finish(rc == kExitUnavailable ? "unreachable" : "stopped", rc, nullptr, "");
+    return finish(stop_outcome(rc), rc, nullptr, "");
   }
   if (!connected.ok()) {
     print_error(connected.message());
@@ -126,7 +133,7 @@ int cmd_sync(const CommonOptions& common, const SyncOptions& options) {
   print_pass_summary(report);
   if (stop.requested()) {
     const int rc = stop.report();
-    return finish(rc == kExitUnavailable ? "unreachable" : "stopped", rc, &report, "");
+    return finish(stop_outcome(rc), rc, &report, "");
   }
   switch (report.outcome) {
     case PassReport::Outcome::kComplete:
@@ -149,8 +156,10 @@ int cmd_sync(const CommonOptions& common, const SyncOptions& options) {
                 report.next_retry_at ? " (next retry at " + *report.next_retry_at + ")" : "");
       return finish("waiting", kExitTempFail, &report,
                     report.error.ok() ? "" : report.error.message());
-    case PassReport::Outcome::kCancelled:
-      return finish("stopped", stop.report(), &report, "");
+    case PassReport::Outcome::kCancelled: {
+      const int rc = stop.report();
+      return finish(stop_outcome(rc), rc, &report, "");
+    }
     case PassReport::Outcome::kFatal: {
       print_error(report.error.message());
       const int rc = exit_code_for(report.error);

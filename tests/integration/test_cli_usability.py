@@ -175,10 +175,13 @@ class ConfigDiscoveryTest(unittest.TestCase):
             out = check({})
             self.assertIn(f"config        {home_file} (~/.config)", out)
             # --config wins over everything.
+            ws.write_config({"limits": {"requests_per_second": 8}})
             result = ws.run("check", "--json", env={"LFHARVEST_CONFIG": str(named)})
+            self.assertEqual(result.rc, EXIT_OK, result.describe())
             doc = json.loads(result.stdout)
             self.assertEqual((doc["config"], doc["config_origin"]),
                              (str(ws.config_path), "--config"))
+            self.assertEqual(doc["budget"]["requests_per_second"], 8)
             report("cli.config_discovery", out.splitlines()[0])
 
             # A named file that does not exist is an error, not a silent fallback.
