@@ -1,6 +1,7 @@
 #include "app/server_watch.h"
 
 #include "core/log.h"
+#include "http/curl_errors.h"
 #include "http/retry_after.h"
 
 namespace lfh {
@@ -48,7 +49,9 @@ Result<HttpResponse> ServerWatch::get(const HttpRequest& request, std::stop_toke
     log::trace("GET {} -> HTTP {}, {} bytes in {} ms", path_of(request.url), response->status,
                response->body.size(), ms);
   } else {
-    if (!answered && response.status().kind() != ErrorKind::kCancelled) {
+    // Only timeouts (connect, low-speed, total) say "the server went silent"; a refused or
+    // reset connection fails fast and is the circuit breaker's business.
+    if (!answered && transport_failure(response.status()) == TransportFailure::kTimeout) {
       ++state_.failures_since_answer;
     }
     log::trace("GET {} -> {} after {} ms", path_of(request.url),

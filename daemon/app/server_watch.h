@@ -18,7 +18,7 @@ class ServerWatch final : public HttpClient {
   struct Snapshot {
     std::uint64_t requests = 0;     // sent
     std::uint64_t answers = 0;      // any HTTP status came back (a 429 or a 500 is an answer)
-    int failures_since_answer = 0;  // transport failures (timeouts, resets) since the last answer
+    int failures_since_answer = 0;  // transport timeouts since the last answer
     std::optional<std::chrono::steady_clock::time_point> last_answer;
     std::optional<std::chrono::steady_clock::time_point> first_request;
     // The last Retry-After the server sent (429/503), and when that wait ends.
@@ -35,8 +35,9 @@ class ServerWatch final : public HttpClient {
   Snapshot snapshot() const;
 
   /// How long the server has been silent at `now`: since the first request while nothing ever
-  /// answered, or since the last answer once a request has failed in transport after it
-  /// (a slow download that is still arriving does not count). Zero while it answers.
+  /// answered, or since the last answer once a request has timed out after it (a slow download
+  /// still arriving does not count, nor does a refused connection, which fails at once and
+  /// opens the circuit breaker). Zero while it answers.
   Millis silent_for(std::chrono::steady_clock::time_point now) const;
 
  private:

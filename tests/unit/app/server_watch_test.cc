@@ -44,7 +44,11 @@ TEST_CASE("any HTTP answer, even a 429, ends the silence; a later transport fail
   clock.advance(Millis(10'000));
   // A slow download still arriving is not silence: only a failure after the answer is.
   CHECK(watch.silent_for(clock.mono()) == Millis(0));
+  // A reset fails at once: the breaker deals with it, it is not silence.
   http.push("/b", Status::Error(ErrorKind::kRetryable, "reset").with_detail(-56));
+  (void)watch.get(request_for("b"), {});
+  CHECK(watch.silent_for(clock.mono()) == Millis(0));
+  http.push("/b", Status::Error(ErrorKind::kRetryable, "timed out").with_detail(-28));
   (void)watch.get(request_for("b"), {});
   CHECK(watch.silent_for(clock.mono()) == Millis(10'000));
   http.push("/c", 200, "{}");
