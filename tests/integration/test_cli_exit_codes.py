@@ -85,19 +85,19 @@ class UsageTest(unittest.TestCase):
         (["export", "--format", "jsonl", "--until", "2026-13-45", "--out", "x.jsonl"], "--until",
          "2026-13-45"),
         (["reconcile", "--since", "last week"], "--since", "last week"),
-        (["sync", "--log-level", "loud"], "--log-level", "loud"),
         (["sync", "--max-wait", "-1"], "--max-wait", "-1"),
         (["completion", "tcsh"], "tcsh", "tcsh"),
         (["bogus-command"], "bogus-command", "bogus-command"),
     ]
 
     def test_bad_values_exit_64_with_one_prefix(self) -> None:
+        secret = "sk-lf-usage-canary-0123456789"
         with Workspace() as ws:
             for argv, option, value in self.CASES:
                 with self.subTest(argv=argv):
                     result = ws.run_raw(argv + ["--config", str(ws.config_path), "--db",
                                                 str(ws.db)] if argv[0] != "bogus-command"
-                                        else argv)
+                                        else argv, env=ws.env({"LANGFUSE_SECRET_KEY": secret}))
                     self.assertEqual(result.rc, EXIT_USAGE, result.describe())
                     lines = result.stderr_lines()
                     self.assertEqual(len(lines), 1, result.describe())
@@ -108,6 +108,11 @@ class UsageTest(unittest.TestCase):
                     self.assertIsNone(re.search(r"\b(\w+): \1:", lines[0]), lines[0])
                     self.assertFalse(ws.db.exists(), "a usage error opens nothing")
                     report(f"cli.usage[{' '.join(argv[:2])}]", lines[0])
+            # A secret pasted into an option is not echoed back.
+            result = ws.run_raw(["export", "--format", secret, "--out", "x"],
+                                env=ws.env({"LANGFUSE_SECRET_KEY": secret}))
+            self.assertEqual(result.rc, EXIT_USAGE, result.describe())
+            self.assertNotIn(secret, result.stderr)
 
 
 class UnreachableTest(unittest.TestCase):
