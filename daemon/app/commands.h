@@ -12,15 +12,16 @@ namespace lfh {
 
 struct CommonOptions {
   ConfigOverrides overrides;
-  bool quiet = false;
+  bool json = false;  // the report on stdout as one JSON document (commands that report)
 };
 
 struct SyncOptions {
   std::optional<int> max_wait_seconds;
+  bool progress = false;     // draw the progress line even when stderr is not a terminal
+  bool no_progress = false;  // never draw it (also implied by -q)
 };
 
 struct StatusOptions {
-  bool json = false;
   bool prometheus = false;
 };
 
@@ -48,7 +49,14 @@ int cmd_retry(const CommonOptions& common, const RetryOptions& options);
 int cmd_reconcile(const CommonOptions& common, const ReconcileOptions& options);
 int cmd_export(const CommonOptions& common, const ExportOptions& options);
 
-/// Prints "lfharvest: <message>" on stderr with secrets masked.
+/// Prints "lfharvest: <message>" on stderr with secrets masked (clearing the progress line).
 void print_error(const std::string& message);
+/// Prints "lfharvest: <context>: <message>", or "lfharvest: <message>" when the message already
+/// starts with "<context>: " (a layer below named it): one prefix, never two.
+void print_error(std::string_view context, const std::string& message);
+
+/// `lfharvest completion bash|zsh|fish`: the completion script, generated from the command
+/// tree, on stdout.
+int cmd_completion(const std::string& shell, const std::string& script);
 
 }  // namespace lfh

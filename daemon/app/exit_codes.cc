@@ -26,4 +26,8 @@ int exit_code_for(const Status& status) {
   return kExitFailure;
 }
 
+int exit_code_for_signal(int signal_number) {
+  return 128 + signal_number;
+}
+
 }  // namespace lfh

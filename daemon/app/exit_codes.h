@@ -14,9 +14,16 @@ enum ExitCode : int {
   kExitTempFail = 75,     // sync stopped with traces waiting for a retry further than --max-wait
   kExitNoPerm = 77,       // the server refused the keys (401/403)
   kExitConfig = 78,       // invalid configuration or secret
+  // 128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM), the convention of shells. Only
+  // `sync`, `reconcile` and `check` use it; the service (`run`) exits 0 on SIGTERM.
 };
 
-/// The exit code for a fatal Status.
+/// The exit code for a fatal Status: kAuth 77, kConfig 78, kIo/kCorrupt 74 (a database of a
+/// newer schema or of another program is kCorrupt), kRetryable/kRateLimited/kNotFound 69 (the
+/// server could not be reached or did not answer usefully), anything else 1.
 int exit_code_for(const Status& status);
+
+/// 128 + signal: what a shell reports for a command stopped by that signal.
+int exit_code_for_signal(int signal_number);
 
 }  // namespace lfh

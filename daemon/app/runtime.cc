@@ -14,13 +14,15 @@ Result<std::unique_ptr<Runtime>> Runtime::create(const Config& config) {
   curl.max_body_bytes = c.max_response_bytes;
   curl.ca_file = c.ca_file;
   rt->curl_ = std::make_unique<CurlHttpClient>(curl);
+  // Under the budget: the watch sees exactly the requests that reach the network.
+  rt->watch_ = std::make_unique<ServerWatch>(*rt->curl_, rt->clock_);
 
   const bool per_minute = c.requests_per_minute.has_value();
   const double rate = per_minute ? *c.requests_per_minute : c.requests_per_second;
   const RatePeriod period = per_minute ? RatePeriod::kMinute : RatePeriod::kSecond;
   rt->budget_ = std::make_unique<RequestBudget>(rt->clock_, rate, period);
   rt->governed_ =
-      std::make_unique<GovernedHttpClient>(*rt->curl_, *rt->budget_, rt->clock_, c.max_in_flight);
+      std::make_unique<GovernedHttpClient>(*rt->watch_, *rt->budget_, rt->clock_, c.max_in_flight);
   // Maintenance requests pass through their own, smaller budget and then the global one, so
   // they never take more than their share and never exceed the global limits.
   rt->maintenance_budget_ =

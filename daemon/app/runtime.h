@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "app/server_watch.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/random.h"
@@ -29,6 +30,8 @@ class Runtime {
   SyncEngine& engine() { return *engine_; }
   LangfuseClient& api() { return *api_; }
   CircuitBreaker& breaker() { return *breaker_; }
+  /// How the server answers: every request that reaches the network passes through it.
+  const ServerWatch& watch() const { return *watch_; }
   /// After connecting: the maintenance client uses the generation the main client detected.
   void share_generation() { maintenance_api_->set_generation(api_->generation()); }
   GovernedHttpClient::Stats http_stats() const { return governed_->stats(); }
@@ -41,6 +44,7 @@ class Runtime {
   SystemClock clock_;
   SeededRandom random_;
   std::unique_ptr<CurlHttpClient> curl_;
+  std::unique_ptr<ServerWatch> watch_;
   std::unique_ptr<RequestBudget> budget_;
   std::unique_ptr<GovernedHttpClient> governed_;
   std::unique_ptr<RequestBudget> maintenance_budget_;

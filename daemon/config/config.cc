@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <span>
 #include <string>
@@ -1159,16 +1160,31 @@ Result<Config> load_layers(const ConfigOverrides& overrides, const EnvLookup& en
       return Status::Error(ErrorKind::kConfig,
                            fmt::format("command line: --config: {}: {}", file, errno_text(errno)));
     }
-  } else if (!options.default_config_path.empty()) {
+    config.config_origin = "--config";
+  } else if (std::optional<std::string> named = env_value(env, "LFHARVEST_CONFIG")) {
     struct stat st {};
-    // Only a missing default file means "no file"; any other problem with it is reported.
-    if (::stat(options.default_config_path.c_str(), &st) == 0 || errno != ENOENT) {
-      file = options.default_config_path;
+    if (::stat(named->c_str(), &st) != 0) {
+      return Status::Error(ErrorKind::kConfig, fmt::format("environment: LFHARVEST_CONFIG: {}: {}",
+                                                           *named, errno_text(errno)));
+    }
+    file = *named;
+    config.config_origin = "$LFHARVEST_CONFIG";
+  } else {
+    for (const auto& [candidate, origin] : config_search_path(env, options)) {
+      struct stat st {};
+      // Only a missing file means "try the next"; any other problem with it is reported.
+      if (::stat(candidate.c_str(), &st) == 0 || errno != ENOENT) {
+        file = candidate;
+        config.config_origin = origin;
+        break;
+      }
     }
   }
   if (!file.empty()) {
     if (Status s = apply_file(file, config, provenance); !s.ok()) return s;
     config.config_path = file;
+  } else {
+    config.config_origin.clear();
   }
 
   if (Status s = apply_env(env, config, provenance); !s.ok()) return s;
@@ -1199,6 +1215,27 @@ std::string scrub(std::string text, const std::vector<std::string>& secrets) {
 }
 
 }  // namespace
+
+std::vector<std::pair<std::string, std::string>> config_search_path(const EnvLookup& env,
+                                                                    const LoadOptions& options) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (options.search_user_paths) {
+    // Absolute, so that `check` and the logs say which directory that was.
+    std::error_code ec;
+    const std::filesystem::path cwd = std::filesystem::current_path(ec);
+    out.emplace_back(ec ? std::string("lfharvest.toml") : (cwd / "lfharvest.toml").string(),
+                     "working directory");
+    if (std::optional<std::string> xdg = env_value(env, "XDG_CONFIG_HOME")) {
+      out.emplace_back(*xdg + "/lfharvest/lfharvest.toml", "$XDG_CONFIG_HOME");
+    } else if (std::optional<std::string> home = env_value(env, "HOME")) {
+      out.emplace_back(*home + "/.config/lfharvest/lfharvest.toml", "~/.config");
+    }
+  }
+  if (!options.default_config_path.empty()) {
+    out.emplace_back(options.default_config_path, "system default");
+  }
+  return out;
+}
 
 EnvLookup process_env() {
   return [](const std::string& name) -> std::optional<std::string> {

@@ -95,6 +95,9 @@ struct Config {
   std::vector<ExportSpec> exports;
 
   std::string config_path;  // the file that was read, empty when none
+  // How config_path was found: "--config", "$LFHARVEST_CONFIG", "working directory",
+  // "$XDG_CONFIG_HOME", "~/.config", "system default"; empty when none.
+  std::string config_origin;
 };
 
 /// Values given on the command line; each set one overrides everything else.
@@ -117,7 +120,17 @@ struct LoadOptions {
   bool need_secret = true;
   /// Read when no --config is given and the file exists; tests point it elsewhere.
   std::string default_config_path = "/etc/lfharvest/lfharvest.toml";
+  /// Without --config the first of these that exists is read (one file, never merged):
+  /// $LFHARVEST_CONFIG (an error when set and missing), ./lfharvest.toml,
+  /// $XDG_CONFIG_HOME/lfharvest/lfharvest.toml (~/.config/... when XDG_CONFIG_HOME is unset),
+  /// then default_config_path. false: only default_config_path (tests of the system default).
+  bool search_user_paths = true;
 };
+
+/// The files load_config would try without --config, in order, each with its origin
+/// (see Config::config_origin).
+std::vector<std::pair<std::string, std::string>> config_search_path(const EnvLookup& env,
+                                                                    const LoadOptions& options);
 
 /// Builds the Config: defaults, then the TOML file, then the environment (LANGFUSE_BASE_URL or
 /// LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY, LFHARVEST_DB, LFHARVEST_LOG_LEVEL,

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <vector>
@@ -14,6 +15,10 @@ namespace {
 std::atomic<Level> g_level{Level::kInfo};
 std::mutex g_secrets_mu;
 std::vector<std::string> g_secrets;  // guarded by g_secrets_mu
+// stderr is shared by log lines and the status line: one writer at a time.
+std::mutex g_output_mu;
+bool g_status_enabled = false;  // guarded by g_output_mu
+std::string g_status_line;      // guarded by g_output_mu; shown when not empty
 
 std::shared_ptr<spdlog::logger> logger() {
   static std::shared_ptr<spdlog::logger> instance = [] {
@@ -22,7 +27,9 @@ std::shared_ptr<spdlog::logger> logger() {
     l->set_level(spdlog::level::trace);
     l->flush_on(spdlog::level::trace);
     const bool journal = std::getenv("JOURNAL_STREAM") != nullptr;
-    l->set_pattern(journal ? "%v" : "%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    // UTC with its Z: the same clock as status output and the database, whatever TZ says.
+    l->set_pattern(journal ? "%v" : "%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v",
+                   spdlog::pattern_time_type::utc);
     return l;
   }();
   return instance;
@@ -111,7 +118,44 @@ void write(Level level, std::string_view message) {
   std::string line = redact(std::string(message));
   static const bool journal = std::getenv("JOURNAL_STREAM") != nullptr;
   if (journal) line.insert(0, journal_prefix(level));
+  std::lock_guard lock(g_output_mu);
+  const bool redraw = g_status_enabled && !g_status_line.empty();
+  if (redraw) std::fputs("\r\033[K", stderr);
   logger()->log(to_spdlog(level), "{}", line);
+  if (redraw) {
+    std::fputs(g_status_line.c_str(), stderr);
+    std::fflush(stderr);
+  }
+}
+
+void print_line(std::string_view text) {
+  std::string line = redact(std::string(text));
+  std::lock_guard lock(g_output_mu);
+  const bool redraw = g_status_enabled && !g_status_line.empty();
+  std::fprintf(stderr, "%s%s\n", redraw ? "\r\033[K" : "", line.c_str());
+  if (redraw) std::fputs(g_status_line.c_str(), stderr);
+  std::fflush(stderr);
+}
+
+void enable_status_line(bool on) {
+  std::lock_guard lock(g_output_mu);
+  if (!on && g_status_enabled && !g_status_line.empty()) {
+    std::fputs("\r\033[K", stderr);
+    std::fflush(stderr);
+  }
+  g_status_enabled = on;
+  if (!on) g_status_line.clear();
+}
+
+void set_status_line(std::string text) {
+  text = redact(std::move(text));
+  std::lock_guard lock(g_output_mu);
+  if (!g_status_enabled) return;
+  if (text == g_status_line) return;
+  std::fputs("\r\033[K", stderr);
+  std::fputs(text.c_str(), stderr);
+  std::fflush(stderr);
+  g_status_line = std::move(text);
 }
 
 }  // namespace lfh::log

@@ -1,6 +1,8 @@
 // Logging facade. Only core/log.cc includes spdlog (slow to compile); everything else formats
-// with fmt through these helpers. Messages go to stderr. Under systemd ($JOURNAL_STREAM set)
-// lines carry "<N>" syslog priority prefixes and no timestamp, so journald keeps the levels.
+// with fmt through these helpers. Messages go to stderr, stamped in UTC with a Z
+// ("2026-12-01T22:39:38.123Z info ..."), the same convention as `lfharvest status`. Under
+// systemd ($JOURNAL_STREAM set) lines carry "<N>" syslog priority prefixes and no timestamp, so
+// journald keeps the levels and its own time.
 // Every registered secret is replaced by "***" in every line before it is written.
 #pragma once
 
@@ -28,6 +30,17 @@ void add_secret(const std::string& secret);
 std::string redact(std::string text);
 
 void write(Level level, std::string_view message);
+
+/// A one-line status (the progress of `sync`) kept at the bottom of the terminal: each log line
+/// clears it first and draws it again after itself, so the two never share a line. Draws only
+/// after enable_status_line(true) (the caller decides: stderr is a TTY, or --progress).
+/// set_status_line("") removes it. Thread-safe.
+void enable_status_line(bool on);
+void set_status_line(std::string text);
+
+/// Writes `line` and a newline to stderr as it is (no time stamp, secrets masked), clearing the
+/// status line first and drawing it again after: for one-line errors of the commands.
+void print_line(std::string_view line);
 
 template <typename... Args>
 void trace(fmt::format_string<Args...> f, Args&&... args) {

@@ -36,7 +36,9 @@ Classified classify(CURLcode code) {
     case CURLE_BAD_CONTENT_ENCODING:
       return {ErrorKind::kRetryable, "malformed response"};
     case CURLE_SSL_CONNECT_ERROR:
-      return {ErrorKind::kRetryable, "TLS handshake failed"};
+      return {ErrorKind::kRetryable,
+              "TLS handshake failed (an https URL for a plain-http server, or no TLS version "
+              "in common)"};
 
     case CURLE_PEER_FAILED_VERIFICATION:
       return {ErrorKind::kConfig,
@@ -77,7 +79,31 @@ Status curl_transport_status(int curl_code, std::string_view curl_detail, std::s
   }
   std::string message =
       fmt::format("GET {}: {}: {} (curl error {})", url, classified.what, detail, curl_code);
-  return Status::Error(classified.kind, log::redact(std::move(message)));
+  return Status::Error(classified.kind, log::redact(std::move(message))).with_detail(-curl_code);
+}
+
+TransportFailure transport_failure(const Status& status) {
+  if (status.ok() || status.detail() >= 0) return TransportFailure::kNone;
+  switch (static_cast<CURLcode>(-status.detail())) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return TransportFailure::kUnresolved;
+    case CURLE_COULDNT_CONNECT:
+      return TransportFailure::kRefused;
+    case CURLE_SSL_CONNECT_ERROR:
+      return TransportFailure::kTlsHandshake;
+    case CURLE_OPERATION_TIMEDOUT:
+      return TransportFailure::kTimeout;
+    default:
+      return TransportFailure::kOther;
+  }
+}
+
+bool transport_failure_is_permanent(TransportFailure failure) {
+  // DNS: the resolver has already retried by the time libcurl gives up, and a name that does not
+  // resolve is almost always a typo in base_url. TLS: https against a plain-http port ("wrong
+  // version number") or no common protocol version fails the same way on every attempt.
+  return failure == TransportFailure::kUnresolved || failure == TransportFailure::kTlsHandshake;
 }
 
 }  // namespace lfh

@@ -216,6 +216,8 @@ const std::pair<const char*, const char*> kStatements[] = {
 
 Result<std::unique_ptr<CheckpointStore>> CheckpointStore::open(const std::string& path,
                                                                Clock& clock) {
+  // Before the read-write open, which would switch another program's file to WAL mode.
+  if (Status s = refuse_foreign_database(path); !s.ok()) return s;
   auto db = sql::Db::open(path, sql::Db::Mode::kReadWrite);
   if (!db.ok()) return db.status();
   if (Status s = migrate(*db); !s.ok()) return s;

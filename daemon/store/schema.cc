@@ -1,6 +1,7 @@
 #include "store/schema.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include "core/log.h"
 #include "store/migrations.h"
@@ -17,6 +18,45 @@ Result<int64_t> pragma_int(sql::Db& db, const char* pragma) {
 }
 
 }  // namespace
+
+Status refuse_foreign_database(const std::string& path) {
+  struct stat st {};
+  // A missing or empty file becomes a new lfharvest database: nothing to protect.
+  if (path.empty() || path == ":memory:" || ::stat(path.c_str(), &st) != 0 || st.st_size == 0) {
+    return Status::Ok();
+  }
+  // Read-only: this look must not change a byte of a file that is not ours.
+  auto db = sql::Db::open(path, sql::Db::Mode::kReadOnly);
+  if (!db.ok()) return db.status();
+  auto app = pragma_int(*db, "application_id");
+  if (!app.ok()) {
+    if (app.status().kind() == ErrorKind::kCorrupt) {
+      return Status::Error(ErrorKind::kCorrupt,
+                           fmt::format("{}: not a SQLite database; lfharvest leaves it untouched "
+                                       "(point --db at a new file)",
+                                       path));
+    }
+    return app.status();
+  }
+  if (*app == kApplicationId) return Status::Ok();
+  auto version = pragma_int(*db, "user_version");
+  if (!version.ok()) return version.status();
+  auto objects = db->prepare("SELECT count(*) FROM sqlite_schema");
+  if (!objects.ok()) return objects.status();
+  auto row = objects->step();
+  if (!row.ok()) return row.status();
+  const int64_t count = *row ? objects->int64(0) : 0;
+  if (*app == 0 && *version == 0 && count == 0) return Status::Ok();
+  const std::string whose = *app != 0 ? fmt::format("application_id {:#x}", *app)
+                                      : fmt::format(
+                                            "{} schema objects, no lfharvest application "
+                                            "id",
+                                            count);
+  return Status::Error(ErrorKind::kCorrupt,
+                       fmt::format("{}: not an lfharvest database ({}); lfharvest leaves it "
+                                   "untouched (point --db at a new file)",
+                                   path, whose));
+}
 
 int latest_schema_version() {
   auto all = embedded_migrations();
@@ -47,7 +87,7 @@ Status migrate(sql::Db& db) {
   const int latest = latest_schema_version();
   if (*current > latest) {
     return Status::Error(
-        ErrorKind::kFatal,
+        ErrorKind::kCorrupt,
         fmt::format("{}: database schema version {} is newer than this lfharvest understands "
                     "(version {}); upgrade lfharvest or use another database",
                     db.path(), *current, latest));

@@ -51,4 +51,23 @@ TEST_CASE("a registered secret never survives into a transport message") {
   CHECK(status.message().find("sk-lf-curl-errors-canary") == std::string::npos);
 }
 
+TEST_CASE("transport failures say whether retrying soon can help") {
+  auto failure = [](CURLcode code) {
+    return transport_failure(curl_transport_status(code, "", "http://127.0.0.1:1/"));
+  };
+  CHECK(failure(CURLE_COULDNT_RESOLVE_HOST) == TransportFailure::kUnresolved);
+  CHECK(failure(CURLE_COULDNT_CONNECT) == TransportFailure::kRefused);
+  CHECK(failure(CURLE_SSL_CONNECT_ERROR) == TransportFailure::kTlsHandshake);
+  CHECK(failure(CURLE_OPERATION_TIMEDOUT) == TransportFailure::kTimeout);
+  CHECK(failure(CURLE_RECV_ERROR) == TransportFailure::kOther);
+  CHECK(transport_failure_is_permanent(TransportFailure::kUnresolved));
+  CHECK(transport_failure_is_permanent(TransportFailure::kTlsHandshake));
+  CHECK_FALSE(transport_failure_is_permanent(TransportFailure::kRefused));
+  CHECK_FALSE(transport_failure_is_permanent(TransportFailure::kTimeout));
+  // An HTTP answer carries its status as detail: never a transport failure.
+  CHECK(transport_failure(Status::Error(ErrorKind::kRetryable, "HTTP 503").with_detail(503)) ==
+        TransportFailure::kNone);
+  CHECK(transport_failure(Status::Ok()) == TransportFailure::kNone);
+}
+
 }  // namespace lfh
