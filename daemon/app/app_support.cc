@@ -81,7 +81,7 @@ std::optional<WriterLock> take_writer_lock(const Config& config, int* exit_code)
   return std::move(lock).value();
 }
 
-Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop) {
+Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop, bool single_attempt) {
   SeededRandom random;
   const Config& c = rt.config();
   const auto start = rt.clock().mono();
@@ -103,7 +103,7 @@ Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop) {
                       c.base_url, reason.empty() ? "" : ": ", reason, attempt + 1,
                       attempt == 0 ? "" : "s", seconds, why, s.message()));
     };
-    if (transport_failure_is_permanent(failure)) return give_up("");
+    if (single_attempt || transport_failure_is_permanent(failure)) return give_up("");
     Millis delay{0};
     int limit = c.max_attempts;
     if (failure == TransportFailure::kRefused) {

@@ -44,7 +44,9 @@ inline constexpr Millis kRefusedRetryStep{500};
 ///     up to retry.max_attempts, and never past `max_wait` from the start;
 ///   - keys refused (kAuth), configuration problems (kConfig), a stop (kCancelled): at once.
 /// The error message names the base URL, the number of attempts and the last failure.
-Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop);
+/// `single_attempt` (check): one attempt, the same messages.
+Status connect_with_retry(Runtime& rt, Millis max_wait, std::stop_token stop,
+                          bool single_attempt = false);
 
 /// Stops `target` when waiting for the server would exceed `limit` (--max-wait): once it has
 /// been silent (ServerWatch::silent_for) for that long, the bound that keeps a server that

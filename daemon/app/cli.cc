@@ -109,7 +109,11 @@ CompletionSpec completion_spec(const CLI::App& app, const CompletionHints& hints
     return c;
   };
   for (const CLI::Option* o : app.get_options()) {
-    if (o->nonpositional()) spec.options.push_back(convert(o));
+    if (!o->nonpositional()) continue;
+    // Before the command only the long forms are offered: `lfharvest -<TAB>` is rare.
+    CompletionOption top = convert(o);
+    std::erase_if(top.names, [](const std::string& n) { return !n.starts_with("--"); });
+    if (!top.names.empty()) spec.options.push_back(std::move(top));
   }
   for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
     CompletionCommand command;

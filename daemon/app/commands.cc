@@ -222,7 +222,8 @@ int cmd_check(const CommonOptions& common) {
   auto rt = Runtime::create(c);
   if (!rt.ok()) return fail(rt.status(), exit_code_for(rt.status()));
   CommandStop stop(signals, **rt, c.max_wait);
-  Status s = connect_with_retry(**rt, c.max_wait, stop.token());
+  // A diagnosis reports the first problem at once: one attempt, no backoff.
+  Status s = connect_with_retry(**rt, c.max_wait, stop.token(), /*single_attempt=*/true);
   if (s.kind() == ErrorKind::kCancelled || (!s.ok() && stop.requested())) {
     const int rc = stop.report();
     if (common.json) {

@@ -106,7 +106,7 @@ std::string status_line(const PassReport& r, SysTime next_poll) {
   auto t = format_iso8601(next_poll);
   return fmt::format("synced {}/{} traces, {} waiting to retry, {} failed; next poll {}",
                      r.counts.done, r.counts.total(), r.counts.retry + r.counts.pending,
-                     r.counts.failed, t.substr(11, 8) + "Z");
+                     r.counts.failed, t.substr(11, 8));
 }
 
 void write_metrics_file(const std::string& path, const std::string& db) {
