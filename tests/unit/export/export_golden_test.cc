@@ -57,16 +57,32 @@ TEST_CASE("every format and pick matches its golden file byte for byte") {
     sql::Db db = testing::open_migrated(db_path);
     testing::build_golden_fixture(db);
   }
-  const char* formats[] = {"json", "jsonl", "openai-chat", "openai-dpo", "kto", "sharegpt"};
+  // {file name prefix, format, ShareGPT dialect}
+  struct Variant {
+    const char* prefix;
+    const char* format;
+    const char* dialect;
+  };
+  const Variant variants[] = {
+      {"json", "json", "llamafactory"},
+      {"jsonl", "jsonl", "llamafactory"},
+      {"openai-chat", "openai-chat", "llamafactory"},
+      {"openai-dpo", "openai-dpo", "llamafactory"},
+      {"kto", "kto", "llamafactory"},
+      {"sharegpt", "sharegpt", "llamafactory"},
+      {"sharegpt-axolotl", "sharegpt", "axolotl"},
+      {"trl-dpo", "trl-dpo", "llamafactory"},
+  };
   const char* picks[] = {"last-generation", "all-generations", "root"};
-  for (const char* format : formats) {
+  for (const Variant& variant : variants) {
     for (const char* pick : picks) {
-      const std::string extension = std::string(format) == "json" ? "json" : "jsonl";
-      const std::string name = std::string(format) + "." + pick + "." + extension;
+      const std::string extension = std::string(variant.format) == "json" ? "json" : "jsonl";
+      const std::string name = std::string(variant.prefix) + "." + pick + "." + extension;
       CAPTURE(name);
       ExportRequest request;
       request.db_path = db_path;
-      request.spec.format = format;
+      request.spec.format = variant.format;
+      request.spec.sharegpt_dialect = variant.dialect;
       request.spec.pick = pick;
       request.spec.out = dir.file(name);
       request.spec.positive = "Good";
