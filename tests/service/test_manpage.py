@@ -17,7 +17,7 @@ from service_testlib import SOURCE_DIR, TempDir, binary, clean_env
 MAN_PAGE = SOURCE_DIR / "packaging" / "lfharvest.1"
 COMPLETION = SOURCE_DIR / "packaging" / "lfharvest.bash-completion"
 CONFIG = SOURCE_DIR / "config" / "lfharvest.toml"
-COMMANDS = ["sync", "run", "status", "check", "retry", "reconcile", "export"]
+COMMANDS = ["sync", "run", "status", "check", "retry", "reconcile", "export", "scores"]
 
 
 def options_of(command: str | None) -> list[str]:
