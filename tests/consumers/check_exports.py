@@ -6,7 +6,8 @@ the `openai` package's types, real chat templates rendered by @huggingface/jinja
 TRL's, Axolotl's and LLaMA-Factory's loader rules. This test copies it into the build tree, runs
 `npm ci` there once (again only when package-lock.json changes), then checks:
 
-  1. the golden files (tests/unit/export/golden/: the exports of the hand-built fixture);
+  1. the golden files (tests/unit/export/golden/: the exports of the hand-built fixture, and
+     the two files of its options export);
   2. fresh exports of a sync from the fake Langfuse server, every format x pick x dialect.
 
 The checker has no trl-dpo mode: each TRL preference row is checked as the two KTO rows it
@@ -161,6 +162,9 @@ def main() -> int:
                 log(f"FAIL: golden file missing: {golden}")
                 return 1
             jobs.append((checker_format, golden, checker_flags))
+    # The options' golden files (a split, a size limit, merged turns): both files of the split.
+    for name in ("options.jsonl", "options.validation.jsonl"):
+        jobs.append(("openai-chat", GOLDEN / "options" / name, ()))
 
     with tempfile.TemporaryDirectory(prefix="lfh-consumers-") as scratch_name:
         scratch = Path(scratch_name)
