@@ -30,7 +30,7 @@ void disable_core_dumps() {
 
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};
 const std::vector<std::string> kFormats = {"json",       "jsonl", "openai-chat",
-                                           "openai-dpo", "kto",   "sharegpt"};
+                                           "openai-dpo", "kto",   "sharegpt", "trl-dpo"};
 const std::vector<std::string> kPicks = {"last-generation", "all-generations", "root"};
 const std::vector<std::string> kSources = {"ANNOTATION", "API", "EVAL"};
 const std::vector<std::string> kShells = {"bash", "zsh", "fish"};
@@ -231,7 +231,7 @@ int run_cli(int argc, char** argv) {
             exp.adhoc.format = v;
             exp.adhoc_format_given = true;
           },
-          "json, jsonl, openai-chat, openai-dpo, kto or sharegpt")
+          "json, jsonl, openai-chat, openai-dpo, kto, sharegpt or trl-dpo")
       ->type_name("FORMAT")
       ->check(one_of(kFormats,
                      [](const std::string& v) { return parse_export_format(v).has_value(); }));
@@ -279,6 +279,40 @@ int run_cli(int argc, char** argv) {
   export_cmd->add_flag_function(
       "--incremental", [&](std::int64_t) { exp.incremental = true; },
       "Named exports: only records new or changed since that export's last run");
+  export_cmd
+      ->add_option("--sharegpt-dialect", exp.adhoc.sharegpt_dialect,
+                   "sharegpt: llamafactory (default) or axolotl role names")
+      ->type_name("DIALECT");
+  export_cmd
+      ->add_option("--repeated-answer", exp.adhoc.repeated_answer,
+                   "Input ending with the answer itself: keep (default), drop or merge")
+      ->type_name("POLICY");
+  export_cmd
+      ->add_option("--non-alternating", exp.adhoc.non_alternating,
+                   "Consecutive same-role messages: keep (default), drop or merge")
+      ->type_name("POLICY");
+  export_cmd
+      ->add_option_function<std::uint64_t>(
+          "--max-record-bytes", [&](std::uint64_t v) { exp.adhoc.max_record_bytes = v; },
+          "Skip records larger than this (counted as record_too_large)")
+      ->type_name("BYTES")
+      ->check(CLI::PositiveNumber);
+  export_cmd->add_flag("--drop-duplicates", exp.adhoc.drop_duplicates,
+                       "Skip records identical to an earlier one (always counted)");
+  export_cmd
+      ->add_option_function<double>(
+          "--validation-fraction", [&](double v) { exp.adhoc.validation_fraction = v; },
+          "Also write PATH's .validation file with this share of traces, by a hash of the id")
+      ->type_name("FRACTION");
+  export_cmd->add_flag("--dry-run", exp.dry_run,
+                       "Count what would be written and skipped; write nothing");
+  export_cmd->add_flag("--fail-empty", exp.fail_empty, "Exit 65 when no record was exported");
+
+  ScoresOptions scores;
+  auto* scores_cmd = app.add_subcommand(
+      "scores", "List score names, sources, types and values in the cache, with counts");
+  add_common(*scores_cmd, common);
+  scores_cmd->add_flag("--json", scores.json, "Machine-readable JSON");
 
   auto* completion_cmd = app.add_subcommand(
       "completion", "Print the shell completion script for bash, zsh or fish on stdout");
@@ -338,7 +372,13 @@ int run_cli(int argc, char** argv) {
   if (check_cmd->parsed()) return cmd_check(common);
   if (retry_cmd->parsed()) return cmd_retry(common, retry);
   if (reconcile_cmd->parsed()) return cmd_reconcile(common, reconcile);
-  if (export_cmd->parsed()) return cmd_export(common, exp);
+  if (export_cmd->parsed()) {
+    for (const CLI::Option* option : export_cmd->get_options()) {
+      if (option->count() > 0) exp.given.insert(option->get_name());
+    }
+    return cmd_export(common, exp);
+  }
+  if (scores_cmd->parsed()) return cmd_scores(common, scores);
   if (completion_cmd->parsed()) {
     auto script = completion_script(completion_spec(app, hints), shell);
     return cmd_completion(shell, script.value_or(""));

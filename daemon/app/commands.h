@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,15 @@ struct ExportOptions {
   ExportSpec adhoc;  // flags for an unnamed export
   bool adhoc_format_given = false;
   std::optional<bool> incremental;
+  /// The export options given on the command line ("--out", "--value", ...): they override a
+  /// named export's settings.
+  std::set<std::string> given;
+  bool dry_run = false;
+  bool fail_empty = false;  // exit kExitEmptyExport when nothing was exported
+};
+
+struct ScoresOptions {
+  bool json = false;
 };
 
 int cmd_sync(const CommonOptions& common, const SyncOptions& options);
@@ -48,6 +58,7 @@ int cmd_check(const CommonOptions& common);
 int cmd_retry(const CommonOptions& common, const RetryOptions& options);
 int cmd_reconcile(const CommonOptions& common, const ReconcileOptions& options);
 int cmd_export(const CommonOptions& common, const ExportOptions& options);
+int cmd_scores(const CommonOptions& common, const ScoresOptions& options);
 
 /// Prints "lfharvest: <message>" on stderr with secrets masked (clearing the progress line).
 void print_error(const std::string& message);

@@ -6,27 +6,73 @@
 #include "app/commands.h"
 #include "app/exit_codes.h"
 #include "core/log.h"
+#include "export/explain_empty.h"
 #include "export/exporter.h"
 #include "service/signals.h"
+#include "store/score_catalog.h"
 
 namespace lfh {
 namespace {
 
-int export_one(const ExportSpec& spec, const Config& config, std::stop_token stop) {
+/// --fail-empty: the export wrote no record (EX_DATAERR: nothing usable in the input). Documented
+/// in the README and the man page.
+constexpr int kExitEmptyExport = 65;
+
+// Command-line export options win over a named export's settings, as everywhere else.
+void apply_overrides(const ExportOptions& options, ExportSpec& spec) {
+  const ExportSpec& flags = options.adhoc;
+  auto given = [&](const char* name) { return options.given.contains(name); };
+  if (given("--out")) spec.out = flags.out;
+  if (given("--score-name")) spec.score_names = flags.score_names;
+  if (given("--value")) spec.values = flags.values;
+  if (given("--source")) spec.source = flags.source;
+  if (given("--min")) spec.min = flags.min;
+  if (given("--max")) spec.max = flags.max;
+  if (given("--since")) spec.since = flags.since;
+  if (given("--until")) spec.until = flags.until;
+  if (given("--environment")) spec.environments = flags.environments;
+  if (given("--pick")) spec.pick = flags.pick;
+  if (given("--positive")) spec.positive = flags.positive;
+  if (given("--sharegpt-dialect")) spec.sharegpt_dialect = flags.sharegpt_dialect;
+  if (given("--repeated-answer")) spec.repeated_answer = flags.repeated_answer;
+  if (given("--non-alternating")) spec.non_alternating = flags.non_alternating;
+  if (given("--max-record-bytes")) spec.max_record_bytes = flags.max_record_bytes;
+  if (given("--drop-duplicates")) spec.drop_duplicates = flags.drop_duplicates;
+  if (given("--validation-fraction")) spec.validation_fraction = flags.validation_fraction;
+}
+
+int export_one(const ExportSpec& spec, const Config& config, const ExportOptions& options,
+               std::stop_token stop) {
+  const std::string label = spec.name.empty() ? "export" : "export " + spec.name;
   ExportRequest request;
   request.spec = spec;
   request.db_path = config.database;
   request.progress_on_tty = true;
+  request.dry_run = options.dry_run;
   SystemClock clock;
   auto summary = run_export(request, clock, stop);
   if (!summary.ok()) {
-    print_error((spec.name.empty() ? "export" : "export " + spec.name) + ": " +
-                summary.status().message());
+    std::string message = summary.status().message();
+    // run_export's messages start with "export: "; say it once.
+    if (message.starts_with("export: ")) message.erase(0, 8);
+    print_error(label + ": " + message);
     return exit_code_for(summary.status());
   }
   // The summary goes to stderr: stdout may be the dataset itself (--out -).
   std::fprintf(stderr, "%s\n", format_summary_line(*summary).c_str());
-  return kExitOk;
+  if (summary->output_closed) return kExitOk;  // the reader had enough (| head)
+  if (summary->records + summary->validation_records > 0) return kExitOk;
+  if (!summary->nothing_new) {
+    auto catalog = read_score_catalog(config.database);
+    if (catalog.ok()) {
+      for (const std::string& why : explain_empty_export(spec, *summary, *catalog)) {
+        print_error(label + ": nothing exported: " + why);
+      }
+    } else {
+      log::debug("{}: cannot read the score catalog: {}", label, catalog.status().message());
+    }
+  }
+  return options.fail_empty ? kExitEmptyExport : kExitOk;
 }
 
 }  // namespace
@@ -44,6 +90,10 @@ int cmd_export(const CommonOptions& common, const ExportOptions& options) {
       print_error("export: give either a named export (or --all) or --format, not both");
       return kExitUsage;
     }
+    if (options.all && options.given.contains("--out")) {
+      print_error("export --all: --out names one file; each [[export]] writes its own");
+      return kExitUsage;
+    }
     for (const auto& spec : config->exports) {
       if (options.all || spec.name == *options.name) specs.push_back(spec);
     }
@@ -53,13 +103,14 @@ int cmd_export(const CommonOptions& common, const ExportOptions& options) {
                                     "\" in the configuration");
       return kExitUsage;
     }
-    if (options.incremental) {
-      for (auto& s : specs) s.incremental = *options.incremental;
+    for (auto& s : specs) {
+      apply_overrides(options, s);
+      if (options.incremental) s.incremental = *options.incremental;
     }
   } else {
     if (!options.adhoc_format_given) {
       print_error(
-          "export: give --format (json, jsonl, openai-chat, openai-dpo, kto, sharegpt) "
+          "export: give --format (json, jsonl, openai-chat, openai-dpo, kto, sharegpt, trl-dpo) "
           "and --out, or the name of an [[export]] from the configuration");
       return kExitUsage;
     }
@@ -75,7 +126,7 @@ int cmd_export(const CommonOptions& common, const ExportOptions& options) {
   }
   int worst = kExitOk;
   for (const auto& spec : specs) {
-    int rc = export_one(spec, *config, signals.stop_token());
+    int rc = export_one(spec, *config, options, signals.stop_token());
     if (rc != kExitOk) worst = rc;
     if (signals.stop_token().stop_requested()) break;
   }

@@ -58,9 +58,26 @@ constexpr std::string_view kMaintenanceKeys[] = {"rescan_interval_minutes", "res
 constexpr std::string_view kStoreKeys[] = {"database"};
 constexpr std::string_view kLogKeys[] = {"level"};
 constexpr std::string_view kMetricsKeys[] = {"textfile"};
-constexpr std::string_view kExportKeys[] = {
-    "name", "format", "out",   "score_names",  "values", "source",   "min",
-    "max",  "since",  "until", "environments", "pick",   "positive", "incremental"};
+constexpr std::string_view kExportKeys[] = {"name",
+                                            "format",
+                                            "out",
+                                            "score_names",
+                                            "values",
+                                            "source",
+                                            "min",
+                                            "max",
+                                            "since",
+                                            "until",
+                                            "environments",
+                                            "pick",
+                                            "positive",
+                                            "incremental",
+                                            "sharegpt_dialect",
+                                            "repeated_answer",
+                                            "non_alternating",
+                                            "max_record_bytes",
+                                            "drop_duplicates",
+                                            "validation_fraction"};
 constexpr std::string_view kScoreNamesAlias[] = {"names"};
 
 struct SectionSpec {
@@ -80,8 +97,10 @@ constexpr SectionSpec kExportSection = {"export", kExportKeys, kScoreNamesAlias}
 
 constexpr std::string_view kScoreSources[] = {"ANNOTATION", "API", "EVAL"};
 constexpr std::string_view kApiGenerations[] = {"auto", "current", "legacy"};
-constexpr std::string_view kExportFormats[] = {"json",       "jsonl", "openai-chat",
-                                               "openai-dpo", "kto",   "sharegpt"};
+constexpr std::string_view kExportFormats[] = {"json", "jsonl",    "openai-chat", "openai-dpo",
+                                               "kto",  "sharegpt", "trl-dpo"};
+constexpr std::string_view kShareGptDialects[] = {"llamafactory", "axolotl"};
+constexpr std::string_view kTurnPolicies[] = {"keep", "drop", "merge"};
 constexpr std::string_view kPicks[] = {"last-generation", "all-generations", "root"};
 
 // ---------------------------------------------------------------------------------------------
@@ -913,6 +932,17 @@ void read_export(TableReader& t, ExportSpec& e) {
                                    e.format));
   }
   t.read_bool("incremental", e.incremental);
+  t.read_enum("sharegpt_dialect", kShareGptDialects, e.sharegpt_dialect);
+  t.read_enum("repeated_answer", kTurnPolicies, e.repeated_answer);
+  t.read_enum("non_alternating", kTurnPolicies, e.non_alternating);
+  std::optional<double> max_bytes;
+  t.read_number("max_record_bytes", 1, false, 1e15, max_bytes);
+  if (max_bytes) e.max_record_bytes = static_cast<std::uint64_t>(*max_bytes);
+  t.read_bool("drop_duplicates", e.drop_duplicates);
+  t.read_number("validation_fraction", 0, true, 1, e.validation_fraction);
+  if (t.ok() && e.validation_fraction && *e.validation_fraction >= 1) {
+    t.fail("validation_fraction", "must be less than 1");
+  }
 }
 
 Status read_exports(const toml::node& node, const std::string& file, Config& c) {

@@ -18,7 +18,7 @@ using Seconds = std::chrono::seconds;
 
 struct ExportSpec {
   std::string name;    // [[export]] name = "good-chat"
-  std::string format;  // json | jsonl | openai-chat | openai-dpo | kto | sharegpt
+  std::string format;  // json | jsonl | openai-chat | openai-dpo | kto | sharegpt | trl-dpo
   std::string out;     // output path, "-" for stdout
   std::vector<std::string> score_names;
   std::vector<std::string> values;  // any of these labels / numbers / true|false
@@ -31,6 +31,12 @@ struct ExportSpec {
   std::string pick = "last-generation";  // last-generation | all-generations | root
   std::optional<std::string> positive;   // kto: the value that counts as a positive label
   bool incremental = false;
+  std::string sharegpt_dialect = "llamafactory";  // llamafactory | axolotl
+  std::string repeated_answer = "keep";           // keep | drop | merge
+  std::string non_alternating = "keep";           // keep | drop | merge
+  std::optional<std::uint64_t> max_record_bytes;  // larger records are skipped
+  bool drop_duplicates = false;                   // identical records after the first
+  std::optional<double> validation_fraction;      // (0, 1): a validation file beside out
 };
 
 struct Config {

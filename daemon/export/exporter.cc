@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <optional>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -38,14 +41,28 @@ struct Plan {
   ConvertOptions options;
   bool to_stdout = false;
   bool named = false;
+  bool chat = false;  // a conversation format: duplicate detection applies
 };
+
+bool is_chat_format(ExportFormat format) {
+  return format != ExportFormat::kJson && format != ExportFormat::kJsonl;
+}
+
+// ASCII upper case: score sources are ANNOTATION, API, EVAL in any case, as in the config.
+std::string upper(std::string text) {
+  for (char& c : text) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return text;
+}
 
 Result<Plan> plan_export(const ExportSpec& spec) {
   Plan plan;
   auto format = parse_export_format(spec.format);
   if (!format) {
     return config_error(fmt::format(
-        "unknown format '{}' (json, jsonl, openai-chat, openai-dpo, kto, sharegpt)", spec.format));
+        "unknown format '{}' (json, jsonl, openai-chat, openai-dpo, kto, sharegpt, trl-dpo)",
+        spec.format));
   }
   auto pick = parse_pick(spec.pick);
   if (!pick) {
@@ -59,13 +76,39 @@ Result<Plan> plan_export(const ExportSpec& spec) {
   if (spec.incremental && spec.name.empty()) {
     return config_error("--incremental needs a named export ([[export]] name = ...)");
   }
+  auto dialect = parse_sharegpt_dialect(spec.sharegpt_dialect);
+  if (!dialect) {
+    return config_error(fmt::format("unknown ShareGPT dialect '{}' (llamafactory, axolotl)",
+                                    spec.sharegpt_dialect));
+  }
+  auto repeated = parse_turn_policy(spec.repeated_answer);
+  auto alternation = parse_turn_policy(spec.non_alternating);
+  for (auto [given, value] : {std::pair{&repeated, &spec.repeated_answer},
+                              std::pair{&alternation, &spec.non_alternating}}) {
+    if (!*given)
+      return config_error(fmt::format("unknown policy '{}' (keep, drop, merge)", *value));
+  }
+  if (spec.validation_fraction &&
+      !(*spec.validation_fraction > 0 && *spec.validation_fraction < 1)) {
+    return config_error(fmt::format("the validation fraction must be between 0 and 1 (got {})",
+                                    *spec.validation_fraction));
+  }
+  if (spec.validation_fraction && spec.out == "-") {
+    return config_error("a validation split needs --out PATH (its second file goes beside it)");
+  }
+  const std::string source = upper(spec.source);
+  if (!source.empty() && source != "ANNOTATION" && source != "API" && source != "EVAL") {
+    return config_error(
+        fmt::format("unknown score source '{}' (ANNOTATION, API, EVAL; any case)", spec.source));
+  }
   plan.format = *format;
   plan.to_stdout = spec.out == "-";
   plan.named = !spec.name.empty();
+  plan.chat = is_chat_format(*format);
   DatasetQuery& q = plan.query;
   q.score_names = spec.score_names;
   q.values = spec.values;
-  q.source = spec.source;
+  q.source = source;
   q.min_value = spec.min;
   q.max_value = spec.max;
   for (auto [text, target] : {std::pair{&spec.since, &q.since}, std::pair{&spec.until, &q.until}}) {
@@ -79,31 +122,47 @@ Result<Plan> plan_export(const ExportSpec& spec) {
   q.preferred_data_types = preferred_score_types(*format);
   plan.options.pick = *pick;
   plan.options.positive = spec.positive;
+  plan.options.sharegpt_dialect = *dialect;
+  plan.options.repeated_answer = *repeated;
+  plan.options.non_alternating = *alternation;
   return plan;
 }
 
-// Where the bytes go: the atomic temp file, or standard output. Hashes everything it writes.
+// Where the bytes go: the atomic temp file, standard output, or nowhere (a dry run). Hashes
+// everything it writes.
 class DataSink {
  public:
-  static Result<DataSink> open(const Plan& plan, const ExportRequest& request) {
+  static Result<DataSink> to_file(const std::string& path) {
     DataSink sink;
-    if (plan.to_stdout) {
-      sink.stdout_.emplace(request.stdout_fd, false, "standard output");
-    } else {
-      auto file = AtomicFile::create(request.spec.out);
-      if (!file.ok()) return file.status();
-      sink.file_.emplace(std::move(file).value());
-    }
+    auto file = AtomicFile::create(path);
+    if (!file.ok()) return file.status();
+    sink.file_.emplace(std::move(file).value());
     return sink;
   }
+  static DataSink to_fd(int fd) {
+    DataSink sink;
+    sink.stdout_.emplace(fd, false, "standard output");
+    return sink;
+  }
+  static DataSink discard() { return DataSink(); }
 
   Status write(std::string_view data) {
-    hash_.update(data);
     bytes_ += data.size();
-    return file_ ? file_->write(data) : stdout_->write(data);
+    if (file_) {
+      hash_.update(data);
+      return file_->write(data);
+    }
+    if (stdout_) {
+      hash_.update(data);
+      return stdout_->write(data);
+    }
+    return Status::Ok();
   }
 
-  Status finish() { return file_ ? file_->commit() : stdout_->flush(); }
+  Status finish() {
+    if (file_) return file_->commit();
+    return stdout_ ? stdout_->flush() : Status::Ok();
+  }
 
   std::uint64_t bytes() const { return bytes_; }
   std::string sha256() { return hash_.hex_digest(); }
@@ -114,6 +173,11 @@ class DataSink {
   Sha256 hash_;
   std::uint64_t bytes_ = 0;
 };
+
+// The reader of standard output went away (export --out - | head): a normal end.
+bool is_closed_output(const Status& status) {
+  return status.kind() == ErrorKind::kIo && status.detail() == EPIPE;
+}
 
 // The record separators of each format: a JSON array is "[\n" rec ",\n" rec "\n]\n" (or "[]\n"),
 // everything else is one record per line.
@@ -171,13 +235,23 @@ Json optional_json(const std::optional<double>& v) {
   return v ? Json(*v) : Json(nullptr);
 }
 
+// What the manifest says about its own data file (the main file or the validation file).
+struct FileFacts {
+  std::string path;
+  std::size_t records = 0;
+  std::uint64_t bytes = 0;
+  std::string sha256;
+  const char* split = nullptr;  // "train" / "validation" with a split, else null
+};
+
 std::string manifest_text(const ExportRequest& request, const Plan& plan,
-                          const ExportSummary& summary, int schema_version, SysTime now) {
+                          const ExportSummary& summary, const FileFacts& file, int schema_version,
+                          SysTime now) {
   const ExportSpec& spec = request.spec;
   Json filters = Json::object();
   filters["score_names"] = spec.score_names;
   filters["values"] = spec.values;
-  filters["source"] = spec.source;
+  filters["source"] = plan.query.source;
   filters["min"] = optional_json(spec.min);
   filters["max"] = optional_json(spec.max);
   filters["since"] = optional_json(plan.query.since);
@@ -193,16 +267,36 @@ std::string manifest_text(const ExportRequest& request, const Plan& plan,
   m["positive"] = optional_json(spec.positive);
   m["incremental"] = spec.incremental;
   m["filters"] = std::move(filters);
-  m["file"] = base_name(spec.out);
-  m["records"] = summary.records;
+  m["file"] = base_name(file.path);
+  m["records"] = file.records;
   m["unchanged"] = summary.unchanged;
   m["skipped"] = summary.skipped();
   m["skipped_by_reason"] = std::move(skipped);
   m["unfetched_traces"] = summary.unfetched_traces;
-  m["bytes"] = summary.bytes;
-  m["sha256"] = summary.sha256;
+  m["bytes"] = file.bytes;
+  m["sha256"] = file.sha256;
   m["database"] = Json{{"file", base_name(request.db_path)}, {"schema_version", schema_version}};
   m["created_at"] = format_iso8601(now);
+  // Added with the trainer-facing options; after the original keys so those keep their place.
+  if (plan.format == ExportFormat::kShareGpt) {
+    m["sharegpt_dialect"] = sharegpt_dialect_name(plan.options.sharegpt_dialect);
+  }
+  Json checks = Json::object();
+  checks["repeated_answer"] = Json{{"found", summary.repeated_answers},
+                                   {"policy", turn_policy_name(plan.options.repeated_answer)}};
+  checks["non_alternating"] = Json{{"found", summary.non_alternating},
+                                   {"policy", turn_policy_name(plan.options.non_alternating)}};
+  checks["duplicates"] =
+      Json{{"found", summary.duplicates}, {"policy", spec.drop_duplicates ? "drop" : "keep"}};
+  m["conversation_checks"] = std::move(checks);
+  m["max_record_bytes"] = spec.max_record_bytes ? Json(*spec.max_record_bytes) : Json(nullptr);
+  m["approx_tokens"] =
+      Json{{"total", summary.approx_tokens}, {"largest_record", summary.approx_tokens_max}};
+  if (file.split) {
+    m["split"] = Json{{"part", file.split},
+                      {"validation_fraction", *spec.validation_fraction},
+                      {"by", "sha256(trace_id)"}};
+  }
   return m.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
@@ -234,6 +328,60 @@ std::size_t ExportSummary::skipped() const {
   return total;
 }
 
+std::string sibling_path(const std::string& path, const std::string& tag) {
+  const auto slash = path.find_last_of('/');
+  const std::size_t name_start = slash == std::string::npos ? 0 : slash + 1;
+  const auto dot = path.find_last_of('.');
+  if (dot == std::string::npos || dot <= name_start) return path + "." + tag;
+  return path.substr(0, dot) + "." + tag + path.substr(dot);
+}
+
+bool in_validation_split(const std::string& trace_id, double fraction) {
+  const std::string hex = Sha256::of(trace_id).substr(0, 16);
+  const double position =
+      static_cast<double>(std::stoull(hex, nullptr, 16)) / 18446744073709551616.0;
+  return position < fraction;
+}
+
+namespace {
+
+// One output file of the run and its framing.
+struct Output {
+  std::string path;  // "-" for standard output
+  DataSink sink;
+  RecordFraming framing;
+  std::size_t records = 0;
+
+  Status write_record(std::string_view text) {
+    Status s = sink.write(framing.before_record());
+    if (s.ok()) s = sink.write(text);
+    if (s.ok()) s = sink.write(framing.after_record());
+    if (s.ok()) ++records;
+    return s;
+  }
+};
+
+Result<Output> open_output(const Plan& plan, const ExportRequest& request, std::string path) {
+  if (request.dry_run)
+    return Output{std::move(path), DataSink::discard(), RecordFraming(plan.format)};
+  if (path == "-") {
+    return Output{std::move(path), DataSink::to_fd(request.stdout_fd), RecordFraming(plan.format)};
+  }
+  auto sink = DataSink::to_file(path);
+  if (!sink.ok()) return sink.status();
+  return Output{std::move(path), std::move(sink).value(), RecordFraming(plan.format)};
+}
+
+Result<std::size_t> remove_stale_files_of(const std::string& path) {
+  auto removed = remove_stale_temp_files(path);
+  if (!removed.ok()) return removed.status();
+  auto removed_manifest = remove_stale_temp_files(path + ".manifest.json");
+  if (!removed_manifest.ok()) return removed_manifest.status();
+  return *removed + *removed_manifest;
+}
+
+}  // namespace
+
 Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock, std::stop_token stop) {
   const auto started = clock.mono();
   auto plan_result = plan_export(request.spec);
@@ -247,9 +395,11 @@ Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock, std
   auto schema = check_schema(reader, request.db_path);
   if (!schema.ok()) return schema.status();
   // Named exports keep state, which may need the 0002 tables: migrate through a short read-write
-  // connection (the file exists and is an lfharvest database: checked above).
+  // connection (the file exists and is an lfharvest database: checked above). A dry run writes
+  // nothing: it compares with the state only when the tables are there.
   std::optional<ExportStateStore> state;
-  if (plan.named) {
+  const bool compare_state = plan.named && (!request.dry_run || *schema >= 2);
+  if (plan.named && !request.dry_run) {
     auto opened = ExportStateStore::open(request.db_path);
     if (!opened.ok()) return opened.status();
     state.emplace(std::move(opened).value());
@@ -258,22 +408,7 @@ Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock, std
   }
 
   ExportSummary summary;
-  summary.out_path = spec.out;
-  if (!plan.to_stdout) {
-    auto removed = remove_stale_temp_files(spec.out);
-    if (!removed.ok()) return removed.status();
-    auto removed_manifest = remove_stale_temp_files(spec.out + ".manifest.json");
-    if (!removed_manifest.ok()) return removed_manifest.status();
-    summary.stale_temp_files_removed = *removed + *removed_manifest;
-  }
-  auto unfetched = reader.count_unfetched_traces(plan.query);
-  if (!unfetched.ok()) return unfetched.status();
-  summary.unfetched_traces = *unfetched;
-
-  auto sink_result = DataSink::open(plan, request);
-  if (!sink_result.ok()) return sink_result.status();
-  DataSink& sink = *sink_result;
-
+  summary.dry_run = request.dry_run;
   std::int64_t run_id = 0;
   if (state) {
     auto run =
@@ -282,12 +417,47 @@ Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock, std
     if (!run.ok()) return run.status();
     run_id = *run;
   }
+  // An incremental run never replaces the full file: its delta goes to a file of its own.
+  std::string target = spec.out;
+  if (spec.incremental && !plan.to_stdout) {
+    target = sibling_path(spec.out, request.dry_run ? std::string("delta-NEXT")
+                                                    : fmt::format("delta-{:06d}", run_id));
+  }
+  const std::string validation_target =
+      spec.validation_fraction ? sibling_path(target, "validation") : std::string();
+  summary.out_path = target;
+  summary.validation_path = validation_target;
+  if (!plan.to_stdout && !request.dry_run) {
+    for (const std::string* path : {&std::as_const(target), &validation_target}) {
+      if (path->empty()) continue;
+      auto removed = remove_stale_files_of(*path);
+      if (!removed.ok()) return removed.status();
+      summary.stale_temp_files_removed += *removed;
+    }
+  }
+  auto unfetched = reader.count_unfetched_traces(plan.query);
+  if (!unfetched.ok()) return unfetched.status();
+  summary.unfetched_traces = *unfetched;
+
+  auto main_output = open_output(plan, request, target);
+  if (!main_output.ok()) return main_output.status();
+  Output& output = *main_output;
+  std::optional<Output> validation;
+  if (spec.validation_fraction) {
+    auto opened = open_output(plan, request, validation_target);
+    if (!opened.ok()) return opened.status();
+    validation.emplace(std::move(opened).value());
+  }
   std::vector<ExportedRecord> pending;
+  // Duplicate detection keeps a 64-bit hash per distinct record (about 40 bytes each in the set):
+  // the one part of an export whose memory grows with the number of records.
+  std::unordered_set<std::size_t> seen;
+  const std::hash<std::string_view> text_hash;
 
   if (Status s = reader.start(plan.query); !s.ok()) return s;
-  RecordFraming framing(plan.format);
   // Not when the data itself goes to the same terminal: the two would interleave.
-  const bool data_on_terminal = plan.to_stdout && ::isatty(request.stdout_fd) == 1;
+  const bool data_on_terminal =
+      plan.to_stdout && !request.dry_run && ::isatty(request.stdout_fd) == 1;
   TerminalProgress terminal(request.progress_on_tty && !data_on_terminal, clock);
   ExportProgress progress;
   DatasetRow row;
@@ -301,6 +471,19 @@ Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock, std
     if (!more.ok()) return more.status();
     if (!*more) break;
     convert_record(plan.format, row, plan.options, converted);
+    summary.repeated_answers += converted.repeated_answer ? 1 : 0;
+    summary.non_alternating += converted.non_alternating ? 1 : 0;
+    if (converted.ok() && spec.max_record_bytes && converted.text.size() > *spec.max_record_bytes) {
+      converted.skip = SkipReason{"record_too_large",
+                                  fmt::format("{} bytes, over --max-record-bytes {}",
+                                              converted.text.size(), *spec.max_record_bytes)};
+    }
+    if (converted.ok() && plan.chat && !seen.insert(text_hash(converted.text)).second) {
+      ++summary.duplicates;
+      if (spec.drop_duplicates) {
+        converted.skip = SkipReason{"duplicate", "identical to an earlier record"};
+      }
+    }
     if (!converted.ok()) {
       ++summary.skipped_by_reason[converted.skip.code];
       ++progress.skipped;
@@ -309,7 +492,7 @@ Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock, std
                  converted.skip.detail);
     } else {
       bool write = true;
-      if (state) {
+      if (compare_state) {
         std::string key = record_key(row, plan.query.pick);
         record_hash.update(converted.text);
         std::string hash = record_hash.hex_digest();
@@ -320,7 +503,7 @@ Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock, std
           write = false;
           ++summary.unchanged;
           ++progress.unchanged;
-        } else if (!same) {
+        } else if (!same && state) {
           pending.push_back({std::move(key), std::move(hash)});
           if (pending.size() >= kPendingBatch) {
             if (Status s = state->add_pending(run_id, pending); !s.ok()) return s;
@@ -329,35 +512,86 @@ Result<ExportSummary> run_export(const ExportRequest& request, Clock& clock, std
         }
       }
       if (write) {
-        Status s = sink.write(framing.before_record());
-        if (s.ok()) s = sink.write(converted.text);
-        if (s.ok()) s = sink.write(framing.after_record());
-        if (!s.ok()) return s;
-        ++summary.records;
+        Output& to = validation && in_validation_split(row.trace_id, *spec.validation_fraction)
+                         ? *validation
+                         : output;
+        if (Status s = to.write_record(converted.text); !s.ok()) {
+          if (!plan.to_stdout || !is_closed_output(s)) return s;
+          summary.output_closed = true;
+          break;
+        }
+        const std::uint64_t tokens = (converted.text.size() + 3) / 4;
+        summary.approx_tokens += tokens;
+        summary.approx_tokens_max = std::max(summary.approx_tokens_max, tokens);
         ++progress.records;
       }
     }
-    progress.bytes = sink.bytes();
+    progress.bytes = output.sink.bytes() + (validation ? validation->sink.bytes() : 0);
     progress.seconds = std::chrono::duration<double>(clock.mono() - started).count();
     terminal.update(progress);
     if (request.on_progress) request.on_progress(progress);
   }
-  if (Status s = sink.write(framing.end()); !s.ok()) return s;
-  summary.bytes = sink.bytes();
-  summary.sha256 = sink.sha256();
-  if (Status s = sink.finish(); !s.ok()) return s;
+  summary.records = output.records;
+  summary.validation_records = validation ? validation->records : 0;
+  if (summary.output_closed) {
+    // What was written reached a reader that stopped reading; nothing is recorded as exported.
+    summary.bytes = output.sink.bytes();
+    summary.seconds = std::chrono::duration<double>(clock.mono() - started).count();
+    return summary;
+  }
+  if (spec.incremental && summary.records + summary.validation_records == 0 && !plan.to_stdout) {
+    // Nothing new: no delta file (the temp files are removed with the sinks).
+    summary.nothing_new = true;
+    summary.out_path.clear();
+    summary.validation_path.clear();
+  } else {
+    for (Output* out : {&output, validation ? &*validation : nullptr}) {
+      if (!out) continue;
+      Status s = out->sink.write(out->framing.end());
+      if (s.ok()) s = out->sink.finish();
+      if (!s.ok()) {
+        if (out->path == "-" && is_closed_output(s)) {
+          summary.output_closed = true;
+          break;
+        }
+        return s;
+      }
+    }
+    summary.bytes = output.sink.bytes();
+    summary.sha256 = output.sink.sha256();
+    if (validation) {
+      summary.validation_bytes = validation->sink.bytes();
+      summary.validation_sha256 = validation->sink.sha256();
+    }
+  }
+  if (request.dry_run || summary.output_closed) {
+    summary.seconds = std::chrono::duration<double>(clock.mono() - started).count();
+    return summary;
+  }
 
-  if (!plan.to_stdout) {
-    summary.manifest_path = spec.out + ".manifest.json";
-    std::string manifest = manifest_text(request, plan, summary, *schema, clock.now());
+  if (!plan.to_stdout && !summary.nothing_new) {
+    summary.manifest_path = target + ".manifest.json";
+    FileFacts main_facts{target, summary.records, summary.bytes, summary.sha256,
+                         validation ? "train" : nullptr};
+    std::string manifest = manifest_text(request, plan, summary, main_facts, *schema, clock.now());
     if (Status s = write_file_atomically(summary.manifest_path, manifest); !s.ok()) return s;
+    if (validation) {
+      summary.validation_manifest_path = validation_target + ".manifest.json";
+      FileFacts facts{validation_target, summary.validation_records, summary.validation_bytes,
+                      summary.validation_sha256, "validation"};
+      std::string text = manifest_text(request, plan, summary, facts, *schema, clock.now());
+      if (Status s = write_file_atomically(summary.validation_manifest_path, text); !s.ok()) {
+        return s;
+      }
+    }
   }
   if (state) {
     // Last, after the file is in place: a crash before this commit makes the next incremental
     // run export these records again rather than lose them.
     if (Status s = state->add_pending(run_id, pending); !s.ok()) return s;
-    ExportRunTotals totals{summary.records, summary.unchanged, summary.skipped(),
-                           summary.bytes,   spec.out,          summary.sha256};
+    ExportRunTotals totals{
+        summary.records + summary.validation_records, summary.unchanged, summary.skipped(),
+        summary.bytes + summary.validation_bytes,     summary.out_path,  summary.sha256};
     if (Status s = state->finish_run(run_id, spec.name, format_iso8601(clock.now()), totals);
         !s.ok()) {
       return s;
@@ -380,18 +614,42 @@ std::string format_bytes(std::uint64_t bytes) {
 }
 
 std::string format_summary_line(const ExportSummary& s) {
-  std::string line = fmt::format("exported {} record{} ({}) to {} in {:.1f} s", s.records,
-                                 s.records == 1 ? "" : "s", format_bytes(s.bytes),
-                                 s.out_path == "-" ? "standard output" : s.out_path, s.seconds);
+  const std::string where = s.out_path == "-" ? "standard output" : s.out_path;
+  std::string line;
+  if (s.nothing_new) {
+    line = "nothing new since the last run: no delta file written (the full export is untouched)";
+  } else if (s.dry_run) {
+    line = fmt::format("dry run: would write {} record{} ({}) to {}", s.records,
+                       s.records == 1 ? "" : "s", format_bytes(s.bytes), where);
+  } else if (s.output_closed) {
+    line = fmt::format("standard output was closed after {} record{} ({}); stopped", s.records,
+                       s.records == 1 ? "" : "s", format_bytes(s.bytes));
+  } else {
+    line = fmt::format("exported {} record{} ({}) to {} in {:.1f} s", s.records,
+                       s.records == 1 ? "" : "s", format_bytes(s.bytes), where, s.seconds);
+  }
+  if (!s.validation_path.empty()) {
+    line += fmt::format("; {} validation record{} ({}) to {}", s.validation_records,
+                        s.validation_records == 1 ? "" : "s", format_bytes(s.validation_bytes),
+                        s.validation_path);
+  }
+  if (s.approx_tokens > 0) {
+    line += fmt::format("; ~{} tokens, largest record ~{}", s.approx_tokens, s.approx_tokens_max);
+  }
   if (s.unchanged > 0) line += fmt::format("; {} unchanged since the last run", s.unchanged);
   if (const std::size_t skipped = s.skipped(); skipped > 0) {
-    line += fmt::format("; skipped {} (", skipped);
+    line += fmt::format("; {}skipped {} (", s.dry_run ? "would have " : "", skipped);
     bool first = true;
     for (const auto& [reason, count] : s.skipped_by_reason) {
       line += fmt::format("{}{}: {}", first ? "" : ", ", reason, count);
       first = false;
     }
     line += ")";
+  }
+  for (auto [count, what] : {std::pair{s.repeated_answers, "repeated answer"},
+                             std::pair{s.non_alternating, "non-alternating conversation"},
+                             std::pair{s.duplicates, "duplicate record"}}) {
+    if (count > 0) line += fmt::format("; {} {}{}", count, what, count == 1 ? "" : "s");
   }
   if (s.unfetched_traces > 0) {
     line += fmt::format("; {} matching trace{} not fetched yet", s.unfetched_traces,

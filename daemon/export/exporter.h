@@ -46,6 +46,9 @@ struct ExportRequest {
   int stdout_fd = STDOUT_FILENO;
   /// Called after every record (written, skipped or unchanged); optional.
   std::function<void(const ExportProgress&)> on_progress;
+  /// Read and convert everything, count what would be written and skipped, write nothing: no
+  /// data file, no manifest, no temp file, no export state.
+  bool dry_run = false;
 };
 
 struct ExportSummary {
@@ -60,11 +63,45 @@ struct ExportSummary {
   std::string sha256;         // of the data file's bytes
   std::size_t stale_temp_files_removed = 0;
 
+  // Conversation checks of the chat formats (counted whatever the policy did with them).
+  std::size_t repeated_answers = 0;  // the last input message repeats the output
+  std::size_t non_alternating = 0;   // consecutive system/user/assistant messages
+  std::size_t duplicates = 0;        // records identical to an earlier one (dropped or not)
+  /// Approximate tokens of the written records (bytes / 4, a rough rule for English text in
+  /// JSON; enough to spot records past a context window, not a tokenizer's count).
+  std::uint64_t approx_tokens = 0;
+  std::uint64_t approx_tokens_max = 0;  // of the largest record
+
+  // validation_fraction: the records that went to the validation file (not in records).
+  std::size_t validation_records = 0;
+  std::uint64_t validation_bytes = 0;
+  std::string validation_path;  // empty without a split
+  std::string validation_manifest_path;
+  std::string validation_sha256;
+
+  bool dry_run = false;
+  /// Standard output was closed by its reader (export --out - | head): the export stopped
+  /// there, which is a normal end; a named export's state is not updated.
+  bool output_closed = false;
+  /// Incremental run without a new or changed record: no file was written.
+  bool nothing_new = false;
+
   std::size_t skipped() const;
 };
 
-/// Runs one export. Errors: kConfig (bad spec: unknown format or pick, min > max, unparseable
-/// since/until, --incremental without a name), kIo (database or output file), kCorrupt/kFatal
+/// The file beside path with tag before the extension: ("out/good.jsonl", "validation") ->
+/// "out/good.validation.jsonl"; no extension: "out/good.validation".
+std::string sibling_path(const std::string& path, const std::string& tag);
+
+/// Whether a trace goes to the validation file: the first 64 bits of SHA-256(trace_id), as a
+/// fraction of 2^64, are below fraction. Stable across runs, databases and incremental exports.
+bool in_validation_split(const std::string& trace_id, double fraction);
+
+/// Runs one export. A named --incremental run writes its new and changed records to a delta
+/// file beside the full one (sibling_path(out, "delta-NNNNNN"), NNNNNN its run id) and never
+/// touches out itself; with nothing new it writes no file. Errors: kConfig (bad spec: unknown
+/// format, pick, dialect or policy, min > max, unparseable since/until, --incremental without a
+/// name, a split to standard output), kIo (database or output file), kCorrupt/kFatal
 /// (not an lfharvest database, or one newer than this program), kCancelled (stop requested; the
 /// target is left as it was). On any error the target and its manifest are untouched and no temp
 /// file is left behind.

@@ -22,6 +22,11 @@
 //   kto_positive_not_set kto: a CATEGORICAL score but no positive value configured
 //   non_text_content     sharegpt: a message part that is not text (image, audio, ...)
 //   unknown_role         sharegpt: a role other than system/developer/user/assistant/tool
+//   text_with_tool_calls sharegpt llamafactory: an assistant message with both text and tool
+//                        calls (a function_call turn holds calls only)
+//   non_alternating_turns  --non-alternating drop, or sharegpt llamafactory: turns that do not
+//                        alternate user/assistant (LLaMA-Factory drops such examples)
+//   repeated_answer      --repeated-answer drop: the last input message repeats the output
 //   invalid_utf8         a text column holds bytes that are not UTF-8
 #pragma once
 
@@ -35,9 +40,10 @@
 
 namespace lfh {
 
-enum class ExportFormat { kJson, kJsonl, kOpenAiChat, kOpenAiDpo, kKto, kShareGpt };
+enum class ExportFormat { kJson, kJsonl, kOpenAiChat, kOpenAiDpo, kKto, kShareGpt, kTrlDpo };
 
-/// "json" | "jsonl" | "openai-chat" | "openai-dpo" | "kto" | "sharegpt"; nullopt otherwise.
+/// "json" | "jsonl" | "openai-chat" | "openai-dpo" | "kto" | "sharegpt" | "trl-dpo"; nullopt
+/// otherwise.
 std::optional<ExportFormat> parse_export_format(std::string_view name);
 const char* export_format_name(ExportFormat format);
 
@@ -49,16 +55,43 @@ const char* pick_name(ObservationPick pick);
 /// first (openai-dpo: CORRECTION; kto: BOOLEAN, CATEGORICAL). Empty: any score suits.
 std::vector<std::string> preferred_score_types(ExportFormat format);
 
+/// The ShareGPT role names of one loader (docs/formats.md).
+///   llamafactory: system / human / gpt / function_call / observation, strictly alternating, as
+///                 LLaMA-Factory's default dataset_info tags want.
+///   axolotl:      system / user / assistant / tool, the names Axolotl's chat_template loader
+///                 (and TRL's from/value conversion) map without a role table; tool calls are
+///                 the assistant's text.
+enum class ShareGptDialect { kLlamaFactory, kAxolotl };
+/// "llamafactory" | "axolotl"; nullopt otherwise.
+std::optional<ShareGptDialect> parse_sharegpt_dialect(std::string_view name);
+const char* sharegpt_dialect_name(ShareGptDialect dialect);
+
+/// What the chat formats do with a conversation defect (counted either way):
+///   keep  write it as it is; drop  skip the record; merge  repair it (see ConvertOptions).
+enum class TurnPolicy { kKeep, kDrop, kMerge };
+/// "keep" | "drop" | "merge"; nullopt otherwise.
+std::optional<TurnPolicy> parse_turn_policy(std::string_view name);
+const char* turn_policy_name(TurnPolicy policy);
+
 struct ConvertOptions {
   ObservationPick pick = ObservationPick::kLastGeneration;
   /// kto: the value counted as a positive label. CATEGORICAL scores need it; for BOOLEAN scores
   /// true is positive unless this is "true" or "false".
   std::optional<std::string> positive;
+  ShareGptDialect sharegpt_dialect = ShareGptDialect::kLlamaFactory;
+  /// The last input message is an assistant message equal to the output (the application logged
+  /// its answer twice). merge: the repeated input message is left out.
+  TurnPolicy repeated_answer = TurnPolicy::kKeep;
+  /// Two consecutive system, user or assistant messages (tool results may follow each other).
+  /// merge: each run becomes one message, texts joined by a blank line, tool calls concatenated.
+  TurnPolicy non_alternating = TurnPolicy::kKeep;
 };
 
 struct ConvertedRecord {
-  std::string text;  // one line of JSON without the newline, when ok()
-  SkipReason skip;   // code empty when ok()
+  std::string text;              // one line of JSON without the newline, when ok()
+  SkipReason skip;               // code empty when ok()
+  bool repeated_answer = false;  // chat formats: found (whatever the policy did with it)
+  bool non_alternating = false;
   bool ok() const { return skip.code.empty(); }
 };
 

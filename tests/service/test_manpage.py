@@ -17,7 +17,7 @@ from service_testlib import SOURCE_DIR, TempDir, binary, clean_env
 MAN_PAGE = SOURCE_DIR / "packaging" / "lfharvest.1"
 COMPLETION = SOURCE_DIR / "packaging" / "lfharvest.bash-completion"
 CONFIG = SOURCE_DIR / "config" / "lfharvest.toml"
-COMMANDS = ["sync", "run", "status", "check", "retry", "reconcile", "export", "completion"]
+COMMANDS = ["sync", "run", "status", "check", "retry", "reconcile", "export", "completion", "scores"]
 
 
 def options_of(command: str | None) -> list[str]:

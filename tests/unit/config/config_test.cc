@@ -516,8 +516,8 @@ TEST_CASE("file errors name the file, the full key and the reason") {
       {"[log]\nlevel = \"loud\"\n",
        "log.level: must be one of trace, debug, info, warn, error, off (got \"loud\")"},
       {"[[export]]\nname = \"a\"\nformat = \"csv\"\nout = \"-\"\n",
-       "export[0].format: must be one of json, jsonl, openai-chat, openai-dpo, kto, sharegpt "
-       "(got \"csv\")"},
+       "export[0].format: must be one of json, jsonl, openai-chat, openai-dpo, kto, sharegpt, "
+       "trl-dpo (got \"csv\")"},
       {"[[export]]\nname = \"a\"\nformat = \"json\"\nout = \"-\"\npick = \"first\"\n",
        "export[0].pick: must be one of last-generation, all-generations, root (got \"first\")"},
       {"[[export]]\nname = \"a\"\nformat = \"json\"\nout = \"-\"\nsource = \"annotation\"\n",
@@ -942,12 +942,21 @@ TEST_CASE("the example config loads and documents every key at its default") {
     CHECK(c->log_level == defaults.log_level);
     CHECK(c->metrics_textfile == defaults.metrics_textfile);
 
-    REQUIRE(c->exports.size() == 3);
+    REQUIRE(c->exports.size() == 5);
     const ExportSpec& good = c->exports[0];
     CHECK(good.name == "good-chat");
     CHECK(good.format == "openai-chat");
     CHECK(good.values == std::vector<std::string>{"Good"});
     CHECK(good.source == "ANNOTATION");
+    CHECK(good.sharegpt_dialect == "llamafactory");
+    CHECK(good.repeated_answer == "keep");
+    const ExportSpec& pairs = c->exports[3];
+    CHECK(pairs.format == "trl-dpo");
+    CHECK(pairs.repeated_answer == "merge");
+    CHECK(pairs.max_record_bytes == 1000000u);
+    CHECK(pairs.drop_duplicates);
+    CHECK(pairs.validation_fraction == 0.1);
+    CHECK(c->exports[4].sharegpt_dialect == "axolotl");
   }
 }
 

@@ -57,16 +57,32 @@ TEST_CASE("every format and pick matches its golden file byte for byte") {
     sql::Db db = testing::open_migrated(db_path);
     testing::build_golden_fixture(db);
   }
-  const char* formats[] = {"json", "jsonl", "openai-chat", "openai-dpo", "kto", "sharegpt"};
+  // {file name prefix, format, ShareGPT dialect}
+  struct Variant {
+    const char* prefix;
+    const char* format;
+    const char* dialect;
+  };
+  const Variant variants[] = {
+      {"json", "json", "llamafactory"},
+      {"jsonl", "jsonl", "llamafactory"},
+      {"openai-chat", "openai-chat", "llamafactory"},
+      {"openai-dpo", "openai-dpo", "llamafactory"},
+      {"kto", "kto", "llamafactory"},
+      {"sharegpt", "sharegpt", "llamafactory"},
+      {"sharegpt-axolotl", "sharegpt", "axolotl"},
+      {"trl-dpo", "trl-dpo", "llamafactory"},
+  };
   const char* picks[] = {"last-generation", "all-generations", "root"};
-  for (const char* format : formats) {
+  for (const Variant& variant : variants) {
     for (const char* pick : picks) {
-      const std::string extension = std::string(format) == "json" ? "json" : "jsonl";
-      const std::string name = std::string(format) + "." + pick + "." + extension;
+      const std::string extension = std::string(variant.format) == "json" ? "json" : "jsonl";
+      const std::string name = std::string(variant.prefix) + "." + pick + "." + extension;
       CAPTURE(name);
       ExportRequest request;
       request.db_path = db_path;
-      request.spec.format = format;
+      request.spec.format = variant.format;
+      request.spec.sharegpt_dialect = variant.dialect;
       request.spec.pick = pick;
       request.spec.out = dir.file(name);
       request.spec.positive = "Good";
@@ -79,6 +95,43 @@ TEST_CASE("every format and pick matches its golden file byte for byte") {
                            stable_manifest(read_file(summary->manifest_path)));
     }
   }
+}
+
+}  // namespace lfh
+
+namespace lfh {
+
+// The trainer-facing options on the same fixture: a validation split by trace id, a size limit,
+// duplicates dropped, repeated answers and non-alternating turns merged. Both files of the split
+// and their manifests are golden: the split must never move a trace between versions.
+TEST_CASE("the export options match their golden files byte for byte") {
+  TempDir dir;
+  const std::string db_path = dir.file("fixture.db");
+  {
+    sql::Db db = testing::open_migrated(db_path);
+    testing::build_golden_fixture(db);
+  }
+  ExportRequest request;
+  request.db_path = db_path;
+  request.spec.format = "openai-chat";
+  request.spec.out = dir.file("options.jsonl");
+  request.spec.validation_fraction = 0.3;
+  request.spec.max_record_bytes = 500;
+  request.spec.drop_duplicates = true;
+  request.spec.repeated_answer = "merge";
+  request.spec.non_alternating = "merge";
+  FakeClock clock;
+  auto summary = run_export(request, clock, {});
+  REQUIRE_MESSAGE(summary.ok(), summary.status().to_string());
+  CHECK(summary->validation_records > 0);
+  CHECK(summary->skipped_by_reason.contains("record_too_large"));
+  const auto golden = kGoldenDir / "options";
+  check_against_golden(golden / "options.jsonl", read_file(request.spec.out));
+  check_against_golden(golden / "options.validation.jsonl", read_file(summary->validation_path));
+  check_against_golden(golden / "options.jsonl.manifest.json",
+                       stable_manifest(read_file(summary->manifest_path)));
+  check_against_golden(golden / "options.validation.jsonl.manifest.json",
+                       stable_manifest(read_file(summary->validation_manifest_path)));
 }
 
 }  // namespace lfh

@@ -244,17 +244,25 @@ TEST_CASE("named incremental export: everything, then nothing, then only what ch
   request.spec.name = "good";
   request.spec.incremental = true;
 
+  // The full export a user already has: an incremental run must never replace it.
+  std::ofstream(request.spec.out) << "the full export\n";
+
   auto first = run(request);
   REQUIRE(first.ok());
   CHECK(first->records == 11);
   CHECK(first->unchanged == 0);
+  CHECK(first->out_path == g.dir.file("good.delta-000001.jsonl"));
+  CHECK(lines_of(read_file(first->out_path)).size() == 11);
+  CHECK(std::filesystem::exists(first->out_path + ".manifest.json"));
   const std::string first_sha = first->sha256;
 
   auto second = run(request);
   REQUIRE(second.ok());
   CHECK(second->records == 0);
   CHECK(second->unchanged == 11);
-  CHECK(read_file(request.spec.out).empty());
+  CHECK(second->nothing_new);
+  CHECK_FALSE(std::filesystem::exists(g.dir.file("good.delta-000002.jsonl")));
+  CHECK(read_file(request.spec.out) == "the full export\n");
   CHECK(format_summary_line(*second).find("11 unchanged") != std::string::npos);
 
   {
@@ -271,7 +279,8 @@ TEST_CASE("named incremental export: everything, then nothing, then only what ch
   REQUIRE(third.ok());
   CHECK(third->records == 2);
   CHECK(third->unchanged == 9);
-  auto lines = lines_of(read_file(request.spec.out));
+  CHECK(read_file(request.spec.out) == "the full export\n");
+  auto lines = lines_of(read_file(g.dir.file("good.delta-000003.jsonl")));
   REQUIRE(lines.size() == 2);
   CHECK(nlohmann::json::parse(lines[0])["comment"] == "edited");
   CHECK(nlohmann::json::parse(lines[1])["observation_id"] == "o12-gen-b");
@@ -452,6 +461,134 @@ TEST_CASE("SIGKILL during an export leaves the old file or the new one, never a 
   auto after = run(request);
   REQUIRE(after.ok());
   CHECK(names_in(dir.path()) == std::vector<std::string>{"data.json", "data.json.manifest.json"});
+}
+
+}  // namespace lfh
+
+namespace lfh {
+
+TEST_CASE("a dry run counts what would be written and writes nothing") {
+  Golden g;
+  auto request = g.request("openai-chat", "chat.jsonl");
+  request.spec.name = "chat";  // a named export: not even its state is touched
+  request.dry_run = true;
+  auto dry = run(request);
+  REQUIRE(dry.ok());
+  CHECK(dry->dry_run);
+  CHECK(names_in(g.dir.path()).empty());
+  request.dry_run = false;
+  request.spec.name.clear();
+  auto real = run(request);
+  REQUIRE(real.ok());
+  CHECK(dry->records == real->records);
+  CHECK(dry->bytes == real->bytes);
+  CHECK(dry->skipped_by_reason == real->skipped_by_reason);
+  CHECK(format_summary_line(*dry).starts_with("dry run: would write 10 records"));
+  sql::Db db = testing::open_migrated(g.db);
+  auto runs = db.prepare("SELECT count(*) FROM export_runs");
+  REQUIRE(runs.ok());
+  REQUIRE(*runs->step());
+  CHECK(runs->int64(0) == 0);
+}
+
+TEST_CASE("a reader that closes standard output ends the export normally") {
+  Golden g;
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  ::close(fds[0]);  // the reader is gone before the first byte: every write gets EPIPE
+  ::signal(SIGPIPE, SIG_IGN);
+  auto request = g.request("jsonl", "unused");
+  request.spec.out = "-";
+  request.stdout_fd = fds[1];
+  request.spec.name = "piped";
+  auto summary = run(request);
+  ::close(fds[1]);
+  REQUIRE_MESSAGE(summary.ok(), summary.status().to_string());
+  CHECK(summary->output_closed);
+  CHECK(format_summary_line(*summary).starts_with("standard output was closed"));
+  sql::Db db = testing::open_migrated(g.db);
+  auto records = db.prepare("SELECT count(*) FROM export_records");
+  REQUIRE(records.ok());
+  REQUIRE(*records->step());
+  CHECK(records->int64(0) == 0);  // nothing counts as delivered
+}
+
+TEST_CASE("the validation split is a stable function of the trace id") {
+  Golden g;
+  auto request = g.request("jsonl", "all.jsonl");
+  request.spec.validation_fraction = 0.5;
+  auto summary = run(request);
+  REQUIRE(summary.ok());
+  CHECK(summary->validation_path == g.dir.file("all.validation.jsonl"));
+  auto train = lines_of(read_file(request.spec.out));
+  auto validation = lines_of(read_file(summary->validation_path));
+  CHECK(train.size() + validation.size() == 11);
+  CHECK(summary->records == train.size());
+  CHECK(summary->validation_records == validation.size());
+  for (const auto& line : validation) {
+    CHECK(in_validation_split(nlohmann::json::parse(line)["trace_id"], 0.5));
+  }
+  for (const auto& line : train) {
+    CHECK_FALSE(in_validation_split(nlohmann::json::parse(line)["trace_id"], 0.5));
+  }
+  auto manifest = nlohmann::json::parse(read_file(summary->validation_manifest_path));
+  CHECK(manifest["records"] == validation.size());
+  CHECK(manifest["split"]["part"] == "validation");
+  CHECK(manifest["sha256"] == Sha256::of(read_file(summary->validation_path)));
+  // The split does not depend on the other traces: a fraction of 0 keeps everything in train
+  // (refused as a request), a tiny one sends almost nothing to validation.
+  CHECK(sibling_path("a/b.c/d", "x") == "a/b.c/d.x");
+  CHECK(sibling_path("out.jsonl", "validation") == "out.validation.jsonl");
+  request.spec.validation_fraction = 0;
+  CHECK(run(request).status().kind() == ErrorKind::kConfig);
+  request.spec.validation_fraction = 0.5;
+  request.spec.out = "-";
+  CHECK(run(request).status().kind() == ErrorKind::kConfig);
+}
+
+TEST_CASE("duplicates are counted and dropped on request; large records are skipped by size") {
+  TempDir dir;
+  const std::string db_path = dir.file("dups.db");
+  {
+    sql::Db db = testing::open_migrated(db_path);
+    // insert_chat_record's questions differ by index; make two traces identical.
+    testing::insert_chat_record(db, 1);
+    testing::insert_chat_record(db, 2);
+    REQUIRE(db.exec("UPDATE observations SET input_json = (SELECT input_json FROM observations"
+                    " WHERE trace_id = 'bulk-000001') WHERE trace_id = 'bulk-000002'")
+                .ok());
+    testing::insert_chat_record(db, 3, std::string(5000, 'x'));
+  }
+  ExportRequest request;
+  request.db_path = db_path;
+  request.spec.format = "openai-chat";
+  request.spec.out = dir.file("out.jsonl");
+  auto kept = run(request);
+  REQUIRE(kept.ok());
+  CHECK(kept->records == 3);
+  CHECK(kept->duplicates == 1);
+  CHECK(kept->approx_tokens_max > 1250);
+  request.spec.drop_duplicates = true;
+  request.spec.max_record_bytes = 4096;
+  auto dropped = run(request);
+  REQUIRE(dropped.ok());
+  CHECK(dropped->records == 1);
+  CHECK(dropped->skipped_by_reason ==
+        std::map<std::string, std::size_t>{{"duplicate", 1}, {"record_too_large", 1}});
+  CHECK(format_summary_line(*dropped).find("1 duplicate record") != std::string::npos);
+}
+
+TEST_CASE("the score source is accepted in any case and checked") {
+  Golden g;
+  auto request = g.request("jsonl", "api.jsonl");
+  request.spec.source = "api";
+  auto summary = run(request);
+  REQUIRE(summary.ok());
+  CHECK(summary->records == 1);  // t13-api-source
+  request.spec.source = "annotations";
+  auto bad = run(request);
+  CHECK(bad.status().kind() == ErrorKind::kConfig);
+  CHECK(bad.status().message().find("ANNOTATION, API, EVAL") != std::string::npos);
 }
 
 }  // namespace lfh

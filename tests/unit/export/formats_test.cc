@@ -52,7 +52,8 @@ std::string skip_code(ExportFormat format, const DatasetRow& row, ConvertOptions
 
 TEST_CASE("format and pick names round-trip and unknown names are refused") {
   for (auto f : {ExportFormat::kJson, ExportFormat::kJsonl, ExportFormat::kOpenAiChat,
-                 ExportFormat::kOpenAiDpo, ExportFormat::kKto, ExportFormat::kShareGpt}) {
+                 ExportFormat::kOpenAiDpo, ExportFormat::kKto, ExportFormat::kShareGpt,
+                 ExportFormat::kTrlDpo}) {
     CHECK(parse_export_format(export_format_name(f)) == f);
   }
   for (auto p : {ObservationPick::kLastGeneration, ObservationPick::kAllGenerations,
@@ -331,23 +332,160 @@ TEST_CASE("kto labels from BOOLEAN and CATEGORICAL scores") {
         R"("content":"a"}],"label":true})");
 }
 
-TEST_CASE("sharegpt speakers, tool calls and content parts") {
+TEST_CASE("sharegpt llamafactory: its role tags, one function_call turn, strict alternation") {
   auto row = generation(
       R"([{"role":"developer","content":"sys"},{"role":"user","content":[{"type":"text","text":"a"},)"
-      R"({"type":"text","text":"b"}]},{"role":"assistant","content":"calling","tool_calls":[{"id":"c",)"
-      R"("type":"function","function":{"name":"f","arguments":"not json"}}]},)"
-      R"({"role":"tool","tool_call_id":"c","content":"r"}])",
+      R"({"type":"text","text":"b"}]},{"role":"assistant","content":null,"tool_calls":[{"id":"c",)"
+      R"("type":"function","function":{"name":"f","arguments":"{\"x\":1}"}},{"id":"d",)"
+      R"("type":"function","function":{"name":"g","arguments":"not json"}}]},)"
+      R"({"role":"tool","tool_call_id":"c","content":"r1"},)"
+      R"({"role":"tool","tool_call_id":"d","content":"r2"}])",
       R"("done")");
-  CHECK(convert(ExportFormat::kShareGpt, row).text ==
-        R"({"conversations":[{"from":"system","value":"sys"},{"from":"human","value":"a\nb"},)"
-        R"({"from":"gpt","value":"calling"},{"from":"function_call","value":)"
-        R"("[{\"name\":\"f\",\"arguments\":\"not json\"}]"},{"from":"tool","value":"r"},)"
-        R"({"from":"gpt","value":"done"}]})");
+  row.metadata_json = R"({"tools":[{"type":"function","function":{"name":"f"}}]})";
+  CHECK(
+      convert(ExportFormat::kShareGpt, row).text ==
+      R"({"conversations":[{"from":"system","value":"sys"},{"from":"human","value":"a\nb"},)"
+      R"({"from":"function_call","value":)"
+      R"("[{\"name\":\"f\",\"arguments\":{\"x\":1}},{\"name\":\"g\",\"arguments\":\"not json\"}]"},)"
+      R"({"from":"observation","value":"r1\nr2"},{"from":"gpt","value":"done"}],)"
+      R"("tools":"[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]"})");
+
+  SUBCASE("text beside tool calls has no place in a function_call turn") {
+    auto both = generation(R"("q")", R"({"role":"assistant","content":"let me look","tool_calls":)"
+                                     R"([{"id":"c","type":"function","function":{"name":"f",)"
+                                     R"("arguments":"{}"}}]})");
+    CHECK(skip_code(ExportFormat::kShareGpt, both) == "text_with_tool_calls");
+  }
+  SUBCASE("turns LLaMA-Factory would drop are skipped, or merged on request") {
+    auto twice =
+        generation(R"([{"role":"user","content":"a"},{"role":"user","content":"b"}])", R"("c")");
+    CHECK(skip_code(ExportFormat::kShareGpt, twice) == "non_alternating_turns");
+    ConvertOptions merge;
+    merge.non_alternating = TurnPolicy::kMerge;
+    ConvertedRecord out = convert(ExportFormat::kShareGpt, twice, merge);
+    CHECK(out.non_alternating);
+    CHECK(out.text ==
+          R"({"conversations":[{"from":"human","value":"a\n\nb"},{"from":"gpt","value":"c"}]})");
+  }
   CHECK(skip_code(ExportFormat::kShareGpt,
                   generation(R"([{"role":"critic","content":"x"}])", R"("a")")) == "unknown_role");
   CHECK(skip_code(ExportFormat::kShareGpt,
                   generation(R"([{"role":"user","content":[{"type":"input_audio"}]}])",
                              R"("a")")) == "non_text_content");
+}
+
+TEST_CASE("sharegpt axolotl: role names its loader maps, tool calls as the assistant's text") {
+  ConvertOptions axolotl;
+  axolotl.sharegpt_dialect = ShareGptDialect::kAxolotl;
+  auto row = generation(
+      R"([{"role":"system","content":"sys"},{"role":"user","content":"q"},)"
+      R"({"role":"assistant","content":"looking","tool_calls":[{"id":"c","type":"function",)"
+      R"("function":{"name":"f","arguments":"{\"x\":1}"}}]},)"
+      R"({"role":"tool","tool_call_id":"c","content":"r"}])",
+      R"("done")");
+  CHECK(convert(ExportFormat::kShareGpt, row, axolotl).text ==
+        R"({"conversations":[{"from":"system","value":"sys"},{"from":"user","value":"q"},)"
+        R"({"from":"assistant","value":"looking\n[{\"name\":\"f\",\"arguments\":{\"x\":1}}]"},)"
+        R"({"from":"tool","value":"r"},{"from":"assistant","value":"done"}]})");
+  CHECK(parse_sharegpt_dialect("axolotl") == ShareGptDialect::kAxolotl);
+  CHECK(parse_sharegpt_dialect(sharegpt_dialect_name(ShareGptDialect::kLlamaFactory)) ==
+        ShareGptDialect::kLlamaFactory);
+  CHECK_FALSE(parse_sharegpt_dialect("Axolotl"));
+}
+
+TEST_CASE("kto keeps the tools and gives tool-call arguments as objects") {
+  auto row = generation(
+      R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":null,)"
+      R"("tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}}]},)"
+      R"({"role":"tool","tool_call_id":"c","content":"r"}],"tools":[{"type":"function"}]})",
+      R"({"role":"assistant","content":null,"tool_calls":[{"id":"d","type":"function",)"
+      R"("function":{"name":"g","arguments":"{\"y\":[2]}"}}]})");
+  row.score_data_type = "BOOLEAN";
+  row.score_value_json = "true";
+  CHECK(
+      convert(ExportFormat::kKto, row).text ==
+      R"({"prompt":[{"role":"user","content":"q"},{"role":"assistant","content":null,)"
+      R"("tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":{"x":1}}}]},)"
+      R"({"role":"tool","content":"r","tool_call_id":"c"}],)"
+      R"("completion":[{"role":"assistant","content":null,"tool_calls":[{"id":"d",)"
+      R"("type":"function","function":{"name":"g","arguments":{"y":[2]}}}]}],"label":true,)"
+      R"("tools":"[{\"type\":\"function\"}]"})");
+  // openai-chat keeps OpenAI's JSON text for the same trace.
+  CHECK(chat(row).find(R"("arguments":"{\"x\":1}")") != std::string::npos);
+}
+
+TEST_CASE("trl-dpo: prompt, chosen and rejected from the same pairs as openai-dpo") {
+  auto row =
+      generation(R"({"messages":[{"role":"user","content":"q"}],"tools":[{"type":"function"}]})",
+                 R"({"choices":[{"message":{"role":"assistant","content":"wrong"}}]})");
+  row.score_data_type = "CORRECTION";
+  row.score_value_json = R"("right")";
+  row.score_string_value = "right";
+  CHECK(
+      convert(ExportFormat::kTrlDpo, row).text ==
+      R"({"prompt":[{"role":"user","content":"q"}],)"
+      R"("chosen":[{"role":"assistant","content":"right"}],)"
+      R"("rejected":[{"role":"assistant","content":"wrong"}],"tools":"[{\"type\":\"function\"}]"})");
+  row.score_string_value = "wrong";
+  CHECK(skip_code(ExportFormat::kTrlDpo, row) == "correction_equals_output");
+  row.score_data_type = "BOOLEAN";
+  CHECK(skip_code(ExportFormat::kTrlDpo, row) == "wrong_score_type");
+  CHECK(preferred_score_types(ExportFormat::kTrlDpo) == std::vector<std::string>{"CORRECTION"});
+}
+
+TEST_CASE("a repeated answer is counted, kept, dropped or merged") {
+  auto row =
+      generation(R"([{"role":"user","content":"q"},{"role":"assistant","content":"a"}])", R"("a")");
+  ConvertedRecord kept = convert(ExportFormat::kOpenAiChat, row);
+  CHECK(kept.repeated_answer);
+  CHECK(kept.non_alternating);  // assistant, assistant
+  CHECK(kept.text == R"({"messages":[{"role":"user","content":"q"},{"role":"assistant",)"
+                     R"("content":"a"},{"role":"assistant","content":"a"}]})");
+  ConvertOptions drop;
+  drop.repeated_answer = TurnPolicy::kDrop;
+  CHECK(skip_code(ExportFormat::kOpenAiChat, row, drop) == "repeated_answer");
+  ConvertOptions merge;
+  merge.repeated_answer = TurnPolicy::kMerge;
+  ConvertedRecord merged = convert(ExportFormat::kOpenAiChat, row, merge);
+  CHECK(merged.repeated_answer);
+  CHECK_FALSE(merged.non_alternating);  // the repair made it alternate
+  CHECK(merged.text ==
+        R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]})");
+  // A different earlier answer is no repetition.
+  auto other =
+      generation(R"([{"role":"user","content":"q"},{"role":"assistant","content":"b"}])", R"("a")");
+  CHECK_FALSE(convert(ExportFormat::kOpenAiChat, other).repeated_answer);
+  CHECK(parse_turn_policy("merge") == TurnPolicy::kMerge);
+  CHECK_FALSE(parse_turn_policy("Merge"));
+}
+
+TEST_CASE("non-alternating turns are counted, dropped or merged") {
+  auto row = generation(R"([{"role":"system","content":"s"},{"role":"user","content":"a"},)"
+                        R"({"role":"user","content":[{"type":"text","text":"b"}]},)"
+                        R"({"role":"assistant","content":"x"},{"role":"tool","content":"t1"},)"
+                        R"({"role":"tool","content":"t2"},{"role":"assistant","content":"y"}])",
+                        R"("z")");
+  ConvertedRecord kept = convert(ExportFormat::kOpenAiChat, row);
+  CHECK(kept.non_alternating);
+  CHECK_FALSE(kept.repeated_answer);
+  ConvertOptions drop;
+  drop.non_alternating = TurnPolicy::kDrop;
+  CHECK(skip_code(ExportFormat::kKto, row, drop) == "kto_positive_not_set");  // label first
+  CHECK(skip_code(ExportFormat::kOpenAiChat, row, drop) == "non_alternating_turns");
+  ConvertOptions merge;
+  merge.non_alternating = TurnPolicy::kMerge;
+  // Text and parts join as parts; consecutive tool results stay; the trailing assistant message
+  // merges into the answer.
+  CHECK(convert(ExportFormat::kOpenAiChat, row, merge).text ==
+        R"({"messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text",)"
+        R"("text":"a"},{"type":"text","text":"b"}]},{"role":"assistant","content":"x"},)"
+        R"({"role":"tool","content":"t1"},{"role":"tool","content":"t2"},)"
+        R"({"role":"assistant","content":"y\n\nz"}]})");
+  // Parallel tool results alone are not a defect.
+  auto parallel = generation(R"([{"role":"user","content":"a"},{"role":"assistant","content":"x"},)"
+                             R"({"role":"tool","content":"t1"},{"role":"tool","content":"t2"}])",
+                             R"("z")");
+  CHECK_FALSE(convert(ExportFormat::kOpenAiChat, parallel).non_alternating);
 }
 
 TEST_CASE("record keys: one per trace, one per generation for all-generations") {
