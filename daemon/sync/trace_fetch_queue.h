@@ -7,7 +7,8 @@
 //     same signal (halved, then back by 1/8 of the configured rate per healthy run, never above
 //     it) when a RequestBudget is given;
 //   * rising latency counts as distress too, before any error: a small page answered more than
-//     3 times (and 250 ms) slower than the fastest one lately halves the limit and the rate,
+//     3 times (and 250 ms plus the client's own pacing wait) slower than the fastest one lately
+//     halves the limit and the rate,
 //     once per slow stretch (it ends with an answer within 1.5 times the fastest);
 //   * a trace held as big (a page over big_response_bytes, remembered in the database) is
 //     fetched *exclusively*: it starts only when nothing else is in flight and nothing else
