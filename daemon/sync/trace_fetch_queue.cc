@@ -218,7 +218,7 @@ void TraceFetchQueue::decrease(const std::string& why) {
 }
 
 bool TraceFetchQueue::note_latency(const TraceFetchResult& r) {
-  if (!r.small_page_latency) return false;
+  if (!latency_signal_ || !r.small_page_latency) return false;
   const Millis latency = *r.small_page_latency;
   if (!latency_floor_) {
     latency_floor_ = latency;
