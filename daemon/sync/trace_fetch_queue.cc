@@ -218,7 +218,7 @@ void TraceFetchQueue::decrease(const std::string& why) {
 }
 
 bool TraceFetchQueue::note_latency(const TraceFetchResult& r) {
-  if (!r.small_page_latency) return false;
+  if (!latency_signal_ || !r.small_page_latency) return false;
   const Millis latency = *r.small_page_latency;
   if (!latency_floor_) {
     latency_floor_ = latency;
@@ -226,7 +226,15 @@ bool TraceFetchQueue::note_latency(const TraceFetchResult& r) {
   }
   const auto floor_ms = static_cast<double>(latency_floor_->count());
   const auto ms = static_cast<double>(latency.count());
-  const bool slow = ms > kSlowFactor * floor_ms && latency > *latency_floor_ + kSlowMargin;
+  // The measured time includes waiting for the request budget: up to one pacing interval per
+  // trace in flight. That wait is the client's own doing (and grows as the rate is cut), so it
+  // never counts as the server being slow.
+  const double interval_ms = settings_.requests_per_second > 0
+                                 ? 1000.0 / (settings_.requests_per_second * rate_scale_)
+                                 : 0.0;
+  const Millis own_wait(static_cast<Millis::rep>(interval_ms * limit_));
+  const bool slow =
+      ms > kSlowFactor * floor_ms && latency > *latency_floor_ + kSlowMargin + own_wait;
   const bool fast = ms <= kFastFactor * floor_ms;
   latency_floor_ = std::min(latency, Millis(static_cast<Millis::rep>(floor_ms * kFloorDrift) + 1));
   if (fast) slow_ = false;

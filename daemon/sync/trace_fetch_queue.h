@@ -6,8 +6,11 @@
 //     resets, timeouts), one more after a run of healthy fetches; the request rate follows the
 //     same signal (halved, then back by 1/8 of the configured rate per healthy run, never above
 //     it) when a RequestBudget is given;
-//   * rising latency counts as distress too, before any error: a small page answered more than
-//     3 times (and 250 ms) slower than the fastest one lately halves the limit and the rate,
+//   * with use_latency_signal(true) (off by default, see docs/benchmarks.md: on a busy client
+//     machine it mistook the client's own delays for the server's and halved a healthy sync),
+//     rising latency counts as distress too, before any error: a small page answered more than
+//     3 times (and 250 ms plus the client's own pacing wait) slower than the fastest one lately
+//     halves the limit and the rate,
 //     once per slow stretch (it ends with an answer within 1.5 times the fastest);
 //   * a trace held as big (a page over big_response_bytes, remembered in the database) is
 //     fetched *exclusively*: it starts only when nothing else is in flight and nothing else
@@ -81,6 +84,11 @@ class TraceFetchQueue {
   /// from the cap).
   void restore(const ServerSafety& earlier);
   ServerSafety safety() const;
+  /// Rising latency of small pages as a distress signal (off by default).
+  void use_latency_signal(bool on) {
+    MutexLock lock(mu_);
+    latency_signal_ = on;
+  }
 
   /// Distress seen in a fetch result: the server (or the way to it) failing, not a 429.
   static bool is_distress(const TraceFetchResult& r);
@@ -129,7 +137,8 @@ class TraceFetchQueue {
   bool in_distress_ GUARDED_BY(mu_) = false;             // inside a burst of failures
   bool burst_is_crash_ GUARDED_BY(mu_) = false;          // that burst already counted as a crash
   std::optional<Millis> latency_floor_ GUARDED_BY(mu_);  // fastest small page lately
-  bool slow_ GUARDED_BY(mu_) = false;                    // inside a stretch of slow answers
+  bool slow_ GUARDED_BY(mu_) = false;
+  bool latency_signal_ GUARDED_BY(mu_) = false;  // inside a stretch of slow answers
   std::optional<std::chrono::steady_clock::time_point> last_big_
       GUARDED_BY(mu_);  // a big response in flight/seen
   ServerSafety safety_ GUARDED_BY(mu_);

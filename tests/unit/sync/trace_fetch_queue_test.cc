@@ -295,6 +295,7 @@ TEST_CASE("rising latency slows the client before any error; fast answers bring 
     rig.api.latency[t] = i >= 20 && i < 30 ? Millis(900) : Millis(20);
   }
   TraceFetchQueue queue(*rig.fetcher, *rig.store, *rig.gate, rig.clock, rig.settings, &budget);
+  queue.use_latency_signal(true);
   double lowest_scale = 1;
   TraceFetchRound round = queue.run("p", {}, [&](int64_t, int64_t, int64_t, bool) {
     lowest_scale = std::min(lowest_scale, budget.rate_scale());
