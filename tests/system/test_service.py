@@ -139,7 +139,8 @@ class ServiceTest(unittest.TestCase):
     # --- reload -------------------------------------------------------------------------------
 
     def test_reload_rereads_the_configuration(self) -> None:
-        first, second = self.fake(demo=True), self.fake(demo=True, seed=2)
+        first = self.fake(demo=True)
+        second = self.fake(traces=30, seed=2, project_id="proj-second")
         self.configure(first)
         self.c.systemctl("start", UNIT)
         self.wait_synced(len(self.annotated_traces(first)))

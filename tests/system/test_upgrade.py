@@ -31,7 +31,7 @@ from pathlib import Path
 
 from system_testlib import (SOURCE_DIR, Container, FakeLangfuse, db_snapshot, deb_field, figure,
                             observation_requests, package, previous_package, previous_release,
-                            require_container_support, to_toml, tree, wait_until, work_dir)
+                            require_container_support, tree, wait_until, work_dir)
 
 UNIT = "lfharvest.service"
 CONFIG = "/etc/lfharvest/lfharvest.toml"
@@ -73,9 +73,12 @@ def setUpModule() -> None:
 
 class UpgradeTest(unittest.TestCase):
     def setUp(self) -> None:
+        # The previous release's build (CPU) first: it runs while another test file makes the
+        # tree (network). The tree has what this build's package depends on; the previous one
+        # was built on the same system and needs no more (dpkg -i would say so).
         self.previous = previous_package()
         self.current = package()
-        self.container = Container(tree(self.previous, self.current), "lfh-upgrade")
+        self.container = Container(tree(self.current), "lfh-upgrade")
         self.container.__enter__()
         self.addCleanup(self.container.close)
         self.c = self.container
@@ -111,9 +114,13 @@ class UpgradeTest(unittest.TestCase):
 
         # The previous release, configured by editing its conffile, synced by the service.
         self.c.install(self.previous)
-        admin_config = self.config_text() + "\n" + to_toml({
-            "langfuse": {"base_url": self.fake.base_url, "public_key": self.fake.public_key},
-            "limits": {"requests_per_second": 50}})
+        admin_config = self.config_text()
+        for key, value in (("base_url", f'"{self.fake.base_url}"'),
+                           ("public_key", f'"{self.fake.public_key}"'),
+                           ("requests_per_second", "50")):
+            admin_config, count = re.subn(rf"^# {key} = .*$", f"{key} = {value}", admin_config,
+                                          count=1, flags=re.M)
+            self.assertEqual(count, 1, f"no '# {key} = ' line in the packaged configuration")
         self.c.write(CONFIG, admin_config)
         self.c.write("/etc/lfharvest/secret-key", self.fake.secret_key + "\n", mode=0o600)
         self.c.systemctl("enable", "--now", UNIT)
@@ -188,7 +195,7 @@ class UpgradeTest(unittest.TestCase):
         next3 = repack(self.current, f"{version}+conf3", "new in conf3", self.tmp)
         result = self.c.install(next3)
         self.assertEqual(self.config_text(), self.packaged_config(next3))
-        self.assertNotIn("Configuration file", result.stdout)
+        self.assertNotIn("Configuration file", result.stdout + result.stderr)
         self.assertFalse(any(self.c.path(CONFIG + s).exists()
                              for s in (".dpkg-dist", ".dpkg-old")))
 
@@ -198,7 +205,8 @@ class UpgradeTest(unittest.TestCase):
         next4 = repack(self.current, f"{version}+conf4", "new in conf4", self.tmp)
         result = self.c.install(next4, check=False)
         self.assertNotEqual(result.returncode, 0)
-        self.assertIn(f"Configuration file '{CONFIG}'", result.stdout)
+        self.assertIn(f"Configuration file '{CONFIG}'", result.stdout + result.stderr)
+        self.assertIn("end of file on stdin at conffile prompt", result.stderr)
         self.assertEqual(self.config_text(), admin)
         self.c.run(["dpkg", "--configure", "--force-confold", "-a"])
         self.assertEqual(self.config_text(), admin)
