@@ -22,6 +22,7 @@ Under CI=true a machine that runs the suite as root must be able to: a skip ther
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import json
 import os
@@ -344,6 +345,8 @@ class Container:
         self.close()
 
     def start(self) -> None:
+        reap_stale_containers()
+        (self.dir / "owner").write_text(str(os.getpid()))
         for sub in ("upper", "work", "root"):
             (self.dir / sub).mkdir()
         run(["mount", "-t", "overlay", "overlay", "-o",
@@ -355,7 +358,8 @@ class Container:
         self.nspawn = subprocess.Popen(
             ["systemd-nspawn", "--quiet", "--boot", "--directory", str(self.root),
              "--register=no", "--keep-unit", "--console=passive", f"--machine={self.name}"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=_terminate_with_parent)
 
         def container_init() -> int:
             if self.nspawn is not None and self.nspawn.poll() is not None:
@@ -451,18 +455,46 @@ class Container:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _terminate_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies (a CTest timeout kills it),
+    so that no container outlives its test. prctl(PR_SET_PDEATHSIG = 1, SIGTERM)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
+def reap_stale_containers() -> None:
+    """Unmounts and deletes what containers of test processes that died left behind."""
+    mounts = Path("/proc/mounts").read_text().split("\n")
+    for owner in work_dir().glob("*/owner"):
+        with contextlib.suppress(OSError, ValueError):
+            if Path(f"/proc/{int(owner.read_text())}").exists():
+                continue
+        root = owner.parent / "root"
+        if any(line.split(" ")[1:2] == [str(root)] for line in mounts if line):
+            run(["umount", "--lazy", str(root)], check=False)
+        shutil.rmtree(owner.parent, ignore_errors=True)
+
+
 # --- The service's state, read from the host -----------------------------------------------------
 
-def db_snapshot(container: Container, inside: str) -> sqlite3.Connection:
-    """A private copy of a database of the container (with its WAL), opened from the host. Taken
-    while the writer is stopped, it is exactly what the writer committed."""
+@contextlib.contextmanager
+def db_snapshot(container: Container, inside: str) -> Iterator[sqlite3.Connection]:
+    """A private copy of a database of the container (with its WAL), opened from the host and
+    deleted afterwards. Taken while the writer is stopped or idle, it is what the writer
+    committed."""
     source = container.path(inside)
-    copy = Path(tempfile.mkdtemp(prefix="db.", dir=work_dir())) / "copy.db"
-    for suffix in ("", "-wal"):
-        if Path(f"{source}{suffix}").exists():
-            shutil.copy(f"{source}{suffix}", f"{copy}{suffix}")
-    conn = sqlite3.connect(copy)
-    return conn
+    folder = Path(tempfile.mkdtemp(prefix="db.", dir=work_dir()))
+    copy = folder / "copy.db"
+    try:
+        for suffix in ("", "-wal"):
+            if Path(f"{source}{suffix}").exists():
+                shutil.copy(f"{source}{suffix}", f"{copy}{suffix}")
+        conn = sqlite3.connect(copy)
+        try:
+            yield conn
+        finally:
+            conn.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def observation_requests(fake: FakeLangfuse, since: float = 0.0) -> list[tuple[float, str]]:

@@ -103,10 +103,13 @@ class InstancesTest(unittest.TestCase):
 
         # Reload and stop one instance: the other is untouched.
         beta_pid = self.c.show(self.unit("beta"), "MainPID")["MainPID"]
+        alpha_pid = self.c.show(self.unit("alpha"), "MainPID")["MainPID"]
         self.c.systemctl("reload", self.unit("alpha"))
-        wait_until(lambda: self.c.journal("-u", self.unit("alpha"), "--grep",
-                                          "configuration reloaded"), 20, what="alpha reloaded")
-        self.assertFalse(self.c.journal("-u", self.unit("beta"), "--grep", "reloaded"))
+        wait_until(lambda: self.c.journal("-u", self.unit("alpha"), f"_PID={alpha_pid}",
+                                          "--grep", "configuration reloaded"), 20,
+                   what="alpha reloaded")
+        self.assertFalse(self.c.journal("-u", self.unit("beta"), f"_PID={beta_pid}", "--grep",
+                                        "reloaded"))
         self.c.systemctl("stop", self.unit("alpha"))
         state = self.c.show(self.unit("beta"), "ActiveState", "MainPID")
         self.assertEqual((state["ActiveState"], state["MainPID"]), ("active", beta_pid))

@@ -151,7 +151,9 @@ class ServiceTest(unittest.TestCase):
         self.configure(second)
         reload = self.c.systemctl("reload", UNIT, check=False)
         self.assertEqual(reload.returncode, 0, reload.stderr)
-        wait_until(lambda: self.c.journal("-u", UNIT, "--grep", "configuration reloaded"), 20,
+        # This process's lines only (_PID=): the journal keeps the other tests' lines.
+        wait_until(lambda: self.c.journal("-u", UNIT, f"_PID={pid}", "--grep",
+                                          "configuration reloaded"), 20,
                    what="'configuration reloaded' in the journal")
         wait_until(lambda: second.stats()["requests_total"] > 0, 20,
                    what="a request to the server of the reloaded configuration")
@@ -164,9 +166,9 @@ class ServiceTest(unittest.TestCase):
         # A broken file: logged as an error, the running configuration kept.
         self.c.write("/etc/lfharvest/lfharvest.toml", "[sync]\npoll_interval_seconds = -5\n")
         self.assertEqual(self.c.systemctl("reload", UNIT, check=False).returncode, 0)
-        entries = wait_until(lambda: self.c.journal("-u", UNIT, "-p", "err", "--grep",
-                                                    "keeping the running configuration"), 20,
-                             what="the rejected reload in the journal")
+        entries = wait_until(lambda: self.c.journal("-u", UNIT, f"_PID={pid}", "-p", "err",
+                                                    "--grep", "keeping the running configuration"),
+                             20, what="the rejected reload in the journal")
         self.assertIn("poll_interval_seconds", entries[-1]["MESSAGE"])
         state = self.c.show(UNIT, "ActiveState", "MainPID")
         self.assertEqual((state["ActiveState"], int(state["MainPID"])), ("active", pid))
