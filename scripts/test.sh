@@ -5,11 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LFHARVEST_CMAKE_ARGS="-DLFHARVEST_WERROR=ON ${LFHARVEST_CMAKE_ARGS:-}" scripts/bootstrap.sh build
-# The system tests come last, on their own: they boot containers and, on a cold build folder,
-# make the Debian tree and build the previous release's package. Their files run side by side
-# (-j3): they mostly wait on systemd and the fake servers, and the tree (network) is made while
-# the previous release builds (CPU).
+# Three ctest runs: the unit cases (one short process each) two at a time; the other suites one
+# at a time, as their timings want; the system tests last, on their own: they boot containers
+# and, on a cold build folder, make the Debian tree and build the previous release's package.
+# Their files run side by side (-j3): they mostly wait on systemd and the fake servers, and the
+# tree (network) is made while the previous release builds (CPU).
 status=0
-ctest --test-dir build --output-on-failure -LE system "$@" || status=$?
+ctest --test-dir build --output-on-failure -L unit -j2 "$@" || status=$?
+ctest --test-dir build --output-on-failure -LE 'unit|system' "$@" || status=$?
 ctest --test-dir build --output-on-failure -L system -j3 "$@" || status=$?
 exit "$status"

@@ -7,8 +7,8 @@ One container for the file; each test starts from a stopped service and an empty
 - `systemctl status` shows the STATUS= line, which follows the sync to "synced N/N";
 - `systemctl reload` (no /bin/kill in the container) re-reads the configuration: the service
   moves to another server; a broken file is logged as an error and the running one kept;
-- `systemctl stop` mid-sync ends the process on SIGTERM (no escalation), loses nothing, and the
-  next start fetches no trace again;
+- `systemctl stop` mid-sync ends the process on SIGTERM within 2 s (a drop-in TimeoutStopSec=2s
+  makes systemd hold it to that), loses nothing, and the next start fetches no trace again;
 - SIGKILL mid-sync: systemd restarts it, and it resumes without fetching a done trace again;
 - a wrong secret: exit 77 and no restart;
 - the watchdog (drop-in WatchdogSec=3s): a stopped process (SIGSTOP) is aborted and restarted;
@@ -200,18 +200,21 @@ class ServiceTest(unittest.TestCase):
         figure("traces_done_before_interruption", f"{len(done)}/{len(traces)}")
 
     def test_stop_mid_sync_is_prompt_and_loses_nothing(self) -> None:
+        # The promise is "stops within 2 s": systemd itself holds the service to it here (past
+        # TimeoutStopSec it kills the process and the unit's result is "timeout").
+        drop_in = "/etc/systemd/system/lfharvest.service.d/20-stop.conf"
+        self.c.write(drop_in, "[Service]\nTimeoutStopSec=2s\n")
+        self.addCleanup(self.c.systemctl, "daemon-reload")
+        self.addCleanup(self.c.path(drop_in).unlink)
+        self.c.systemctl("daemon-reload")
         fake = self.start_slow_sync()
         started = time.monotonic()
         self.c.systemctl("stop", UNIT)
-        seconds = time.monotonic() - started
-        figure("systemctl_stop_seconds", round(seconds, 2))
-        state = self.c.show(UNIT, "ActiveState", "Result", "ExecMainStatus", "ExecMainCode")
-        # It ended on SIGTERM by itself, status 0: systemd did not have to escalate to SIGKILL
-        # (TimeoutStopSec=30s), and the unit says "success".
-        self.assertEqual(state["ActiveState"], "inactive")
-        self.assertEqual(state["Result"], "success")
-        self.assertEqual(state["ExecMainStatus"], "0")
-        self.assertLess(seconds, 30)
+        figure("systemctl_stop_seconds", round(time.monotonic() - started, 2))
+        state = self.c.show(UNIT, "ActiveState", "Result", "ExecMainStatus")
+        # It ended on SIGTERM by itself with status 0, within TimeoutStopSec.
+        self.assertEqual(state, {"ActiveState": "inactive", "Result": "success",
+                                 "ExecMainStatus": "0"})
         with db_snapshot(self.c, DB) as conn:
             self.assertEqual(conn.execute("PRAGMA integrity_check").fetchone()[0], "ok")
         done = self.done_traces()
