@@ -7,14 +7,15 @@
 #   bin/lfharvest                                the program
 #   /etc/lfharvest/lfharvest.toml                the example configuration (a conffile)
 #   <systemd unit folder>/lfharvest.service      the unit (/lib/systemd/system on Debian 12)
+#   <systemd unit folder>/lfharvest@.service     the template unit, one instance per project
 #   share/man/man1/lfharvest.1.gz                lfharvest(1)
 #   share/bash-completion/completions/lfharvest  bash completion
 #   share/doc/lfharvest/                         copyright, changelog, operations guide
 #
 # The program itself reads /etc/lfharvest/lfharvest.toml by default, so that path is fixed
 # whatever the prefix. The unit names the binary by its installed path: it is written at install
-# time for the prefix actually used (cmake/ConfigureUnit.cmake). BUILD/systemd/lfharvest.service
-# is the same unit for the configured prefix, to look at.
+# time for the prefix actually used (cmake/ConfigureUnit.cmake). BUILD/systemd/ holds the same
+# units for the configured prefix, to look at.
 
 set(LFHARVEST_SYSTEMD_UNIT_DIR "" CACHE PATH
     "Folder for the systemd unit (empty: systemd's pkg-config value, else /lib/systemd/system)")
@@ -35,24 +36,35 @@ set(lfharvest_staging ${CMAKE_BINARY_DIR}/packaging)
 # --- The program ---------------------------------------------------------------------------------
 install(TARGETS lfharvest RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-# --- The systemd unit ----------------------------------------------------------------------------
-set(LFHARVEST_UNIT_BINDIR ${CMAKE_INSTALL_FULL_BINDIR})
-set(LFHARVEST_UNIT_TEMPLATE ${lfharvest_unit_template})
-set(LFHARVEST_UNIT_OUTPUT ${CMAKE_BINARY_DIR}/systemd/lfharvest.service)
-include(${CMAKE_SOURCE_DIR}/cmake/ConfigureUnit.cmake)
-set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${lfharvest_unit_template})
+# --- The systemd units ---------------------------------------------------------------------------
+# lfharvest.service (one project) and the template lfharvest@.service (one instance per project),
+# both from the same source.
+set(lfharvest_units "lfharvest.service|OFF" "lfharvest@.service|ON")
+foreach(pair IN LISTS lfharvest_units)
+  string(REPLACE "|" ";" pair "${pair}")
+  list(GET pair 0 unit_name)
+  list(GET pair 1 instances)
+  set(LFHARVEST_UNIT_BINDIR ${CMAKE_INSTALL_FULL_BINDIR})
+  set(LFHARVEST_UNIT_TEMPLATE ${lfharvest_unit_template})
+  set(LFHARVEST_UNIT_OUTPUT ${CMAKE_BINARY_DIR}/systemd/${unit_name})
+  set(LFHARVEST_UNIT_INSTANCES ${instances})
+  include(${CMAKE_SOURCE_DIR}/cmake/ConfigureUnit.cmake)
 
-install(CODE "
-  if(IS_ABSOLUTE \"${CMAKE_INSTALL_BINDIR}\")
-    set(LFHARVEST_UNIT_BINDIR \"${CMAKE_INSTALL_BINDIR}\")
-  else()
-    set(LFHARVEST_UNIT_BINDIR \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\")
-  endif()
-  set(LFHARVEST_UNIT_TEMPLATE \"${lfharvest_unit_template}\")
-  set(LFHARVEST_UNIT_OUTPUT \"${lfharvest_staging}/install/lfharvest.service\")
-  include(\"${CMAKE_SOURCE_DIR}/cmake/ConfigureUnit.cmake\")
-")
-install(FILES ${lfharvest_staging}/install/lfharvest.service DESTINATION ${lfharvest_unit_dir})
+  install(CODE "
+    if(IS_ABSOLUTE \"${CMAKE_INSTALL_BINDIR}\")
+      set(LFHARVEST_UNIT_BINDIR \"${CMAKE_INSTALL_BINDIR}\")
+    else()
+      set(LFHARVEST_UNIT_BINDIR \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\")
+    endif()
+    set(LFHARVEST_UNIT_TEMPLATE \"${lfharvest_unit_template}\")
+    set(LFHARVEST_UNIT_OUTPUT \"${lfharvest_staging}/install/${unit_name}\")
+    set(LFHARVEST_UNIT_INSTANCES ${instances})
+    include(\"${CMAKE_SOURCE_DIR}/cmake/ConfigureUnit.cmake\")
+  ")
+  install(FILES ${lfharvest_staging}/install/${unit_name} DESTINATION ${lfharvest_unit_dir})
+endforeach()
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${lfharvest_unit_template}
+             ${CMAKE_SOURCE_DIR}/cmake/ConfigureUnit.cmake)
 
 # --- Configuration, manual, completion, documentation --------------------------------------------
 install(FILES ${CMAKE_SOURCE_DIR}/config/lfharvest.toml DESTINATION /etc/lfharvest
@@ -119,7 +131,8 @@ writes datasets on demand (JSON, JSONL, OpenAI chat and DPO, KTO, ShareGPT).
 .
 The package ships a hardened systemd unit (lfharvest.service) that runs the
 harvester as a dynamic user with its state in /var/lib/lfharvest and the
-secret key handed over as a systemd credential.")
+secret key handed over as a systemd credential, and a template unit
+(lfharvest@.service) for several Langfuse projects on one machine.")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${lfharvest_staging}/debian/postinst ${lfharvest_staging}/debian/prerm
     ${lfharvest_staging}/debian/postrm ${lfharvest_staging}/debian/conffiles)

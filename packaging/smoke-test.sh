@@ -95,6 +95,9 @@ mkdir "$work/tree"
 dpkg-deb -x "$deb" "$work/tree"
 grep -qx 'ExecStart=/usr/bin/lfharvest run --config /etc/lfharvest/lfharvest.toml' \
     "$work/tree$unit_path" || fail "the unit does not start /usr/bin/lfharvest: $(grep ExecStart= "$work/tree$unit_path")"
+template_path="${unit_path%lfharvest.service}lfharvest@.service"
+grep -qx 'ExecStart=/usr/bin/lfharvest run --config /etc/lfharvest/%i.toml' \
+    "$work/tree$template_path" || fail "the template unit $template_path is missing or wrong"
 gzip -t "$work/tree/usr/share/man/man1/lfharvest.1.gz" || fail "man page is not valid gzip"
 file "$work/tree/usr/bin/lfharvest" | grep -q "ELF" || fail "the binary is not an ELF file"
 file "$work/tree/usr/bin/lfharvest" | grep -q "not stripped" && fail "binary is not stripped"

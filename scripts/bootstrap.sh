@@ -12,6 +12,7 @@ packages=(
   doctest-dev libtomlplusplus-dev libcli11-dev libssl-dev
   python3 sqlite3 openssl ca-certificates
   strace systemd clang llvm libclang-rt-14-dev dpkg-dev file lintian man-db
+  debootstrap systemd-container
 )
 
 missing=()
