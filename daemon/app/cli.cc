@@ -311,7 +311,7 @@ int run_cli(int argc, char** argv) {
   ScoresOptions scores;
   auto* scores_cmd = app.add_subcommand(
       "scores", "List score names, sources, types and values in the cache, with counts");
-  add_common(*scores_cmd, common);
+  add_common(*scores_cmd, common, verbosity, quiet);
   scores_cmd->add_flag("--json", scores.json, "Machine-readable JSON");
 
   auto* completion_cmd = app.add_subcommand(
