@@ -29,8 +29,8 @@ void disable_core_dumps() {
 }
 
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};
-const std::vector<std::string> kFormats = {"json",       "jsonl", "openai-chat",
-                                           "openai-dpo", "kto",   "sharegpt", "trl-dpo"};
+const std::vector<std::string> kFormats = {"json", "jsonl",    "openai-chat", "openai-dpo",
+                                           "kto",  "sharegpt", "trl-dpo"};
 const std::vector<std::string> kPicks = {"last-generation", "all-generations", "root"};
 const std::vector<std::string> kSources = {"ANNOTATION", "API", "EVAL"};
 const std::vector<std::string> kShells = {"bash", "zsh", "fish"};
@@ -147,7 +147,8 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "Keys: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (or secret_key_file / systemd "
-      "credentials).\nExit codes: 0 ok, 64 usage, 69 server unreachable or not answering, 74 "
+      "credentials).\nExit codes: 0 ok, 64 usage, 65 export --fail-empty wrote nothing, 69 server "
+      "unreachable or not answering, 74 "
       "database or file error, 75 traces waiting for a retry past --max-wait, 77 keys refused, "
       "78 configuration error, 130/143 stopped by SIGINT/SIGTERM.\nRun `lfharvest COMMAND "
       "--help` for a command's options.");
@@ -219,6 +220,7 @@ int run_cli(int argc, char** argv) {
   auto* export_cmd = app.add_subcommand(
       "export", "Write a dataset file from the local cache (never contacts the server)");
   add_common(*export_cmd, common, verbosity, quiet);
+  add_json(*export_cmd, common);
   export_cmd
       ->add_option_function<std::string>(
           "name", [&](const std::string& v) { exp.name = v; }, "A named [[export]] of the config")

@@ -9,6 +9,7 @@ enum ExitCode : int {
   kExitOk = 0,
   kExitFailure = 1,       // anything not listed below
   kExitUsage = 64,        // bad command line
+  kExitEmptyExport = 65,  // export --fail-empty wrote no record (EX_DATAERR)
   kExitUnavailable = 69,  // server unreachable after the retry policy
   kExitIoError = 74,      // database or output file unusable
   kExitTempFail = 75,     // sync stopped with traces waiting for a retry further than --max-wait

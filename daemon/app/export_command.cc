@@ -1,6 +1,7 @@
 // `lfharvest export`: a named [[export]] of the config, all of them (--all), or an ad-hoc one
 // from flags. Reads the local database only; never contacts the server.
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "app/app_support.h"
 #include "app/commands.h"
@@ -13,10 +14,6 @@
 
 namespace lfh {
 namespace {
-
-/// --fail-empty: the export wrote no record (EX_DATAERR: nothing usable in the input). Documented
-/// in the README and the man page.
-constexpr int kExitEmptyExport = 65;
 
 // Command-line export options win over a named export's settings, as everywhere else.
 void apply_overrides(const ExportOptions& options, ExportSpec& spec) {
@@ -41,8 +38,40 @@ void apply_overrides(const ExportOptions& options, ExportSpec& spec) {
   if (given("--validation-fraction")) spec.validation_fraction = flags.validation_fraction;
 }
 
+// The --json form of one export's outcome (the same figures as the summary line).
+nlohmann::json summary_json(const std::string& name, const ExportSummary& s, int exit_code) {
+  nlohmann::json skipped = nlohmann::json::object();
+  for (const auto& [reason, count] : s.skipped_by_reason) skipped[reason] = count;
+  nlohmann::json j = {{"export", name.empty() ? nlohmann::json() : nlohmann::json(name)},
+                      {"exit_code", exit_code},
+                      {"dry_run", s.dry_run},
+                      {"records", s.records},
+                      {"unchanged", s.unchanged},
+                      {"skipped", skipped},
+                      {"unfetched_traces", s.unfetched_traces},
+                      {"bytes", s.bytes},
+                      {"out", s.out_path},
+                      {"manifest", s.manifest_path},
+                      {"sha256", s.sha256},
+                      {"repeated_answers", s.repeated_answers},
+                      {"non_alternating", s.non_alternating},
+                      {"duplicates", s.duplicates},
+                      {"approx_tokens", s.approx_tokens},
+                      {"approx_tokens_max", s.approx_tokens_max},
+                      {"nothing_new", s.nothing_new},
+                      {"output_closed", s.output_closed}};
+  if (!s.validation_path.empty()) {
+    j["validation"] = {{"records", s.validation_records},
+                       {"bytes", s.validation_bytes},
+                       {"out", s.validation_path},
+                       {"manifest", s.validation_manifest_path},
+                       {"sha256", s.validation_sha256}};
+  }
+  return j;
+}
+
 int export_one(const ExportSpec& spec, const Config& config, const ExportOptions& options,
-               std::stop_token stop) {
+               std::stop_token stop, nlohmann::json* report) {
   const std::string label = spec.name.empty() ? "export" : "export " + spec.name;
   ExportRequest request;
   request.spec = spec;
@@ -56,23 +85,32 @@ int export_one(const ExportSpec& spec, const Config& config, const ExportOptions
     // run_export's messages start with "export: "; say it once.
     if (message.starts_with("export: ")) message.erase(0, 8);
     print_error(label + ": " + message);
-    return exit_code_for(summary.status());
+    const int rc = exit_code_for(summary.status());
+    if (report) report->push_back({{"export", spec.name}, {"exit_code", rc}, {"error", message}});
+    return rc;
   }
   // The summary goes to stderr: stdout may be the dataset itself (--out -).
   std::fprintf(stderr, "%s\n", format_summary_line(*summary).c_str());
-  if (summary->output_closed) return kExitOk;  // the reader had enough (| head)
-  if (summary->records + summary->validation_records > 0) return kExitOk;
-  if (!summary->nothing_new) {
-    auto catalog = read_score_catalog(config.database);
-    if (catalog.ok()) {
-      for (const std::string& why : explain_empty_export(spec, *summary, *catalog)) {
-        print_error(label + ": nothing exported: " + why);
+  std::vector<std::string> reasons;
+  int rc = kExitOk;
+  if (!summary->output_closed && summary->records + summary->validation_records == 0) {
+    if (!summary->nothing_new) {
+      auto catalog = read_score_catalog(config.database);
+      if (catalog.ok()) {
+        reasons = explain_empty_export(spec, *summary, *catalog);
+      } else {
+        log::debug("{}: cannot read the score catalog: {}", label, catalog.status().message());
       }
-    } else {
-      log::debug("{}: cannot read the score catalog: {}", label, catalog.status().message());
     }
+    for (const std::string& why : reasons) print_error(label + ": nothing exported: " + why);
+    if (options.fail_empty) rc = kExitEmptyExport;
   }
-  return options.fail_empty ? kExitEmptyExport : kExitOk;
+  if (report) {
+    nlohmann::json j = summary_json(spec.name, *summary, rc);
+    j["nothing_exported_because"] = reasons;
+    report->push_back(std::move(j));
+  }
+  return rc;
 }
 
 }  // namespace
@@ -124,11 +162,22 @@ int cmd_export(const CommonOptions& common, const ExportOptions& options) {
     }
     specs.push_back(options.adhoc);
   }
-  int worst = kExitOk;
   for (const auto& spec : specs) {
-    int rc = export_one(spec, *config, options, signals.stop_token());
+    if (common.json && spec.out == "-") {
+      print_error("export: --json prints the report on standard output, which --out - holds");
+      return kExitUsage;
+    }
+  }
+  int worst = kExitOk;
+  nlohmann::json report = nlohmann::json::array();
+  for (const auto& spec : specs) {
+    int rc =
+        export_one(spec, *config, options, signals.stop_token(), common.json ? &report : nullptr);
     if (rc != kExitOk) worst = rc;
     if (signals.stop_token().stop_requested()) break;
+  }
+  if (common.json) {
+    std::printf("%s\n", nlohmann::json({{"exports", report}, {"exit_code", worst}}).dump().c_str());
   }
   return worst;
 }

@@ -331,13 +331,19 @@ class TableReader {
     if (value) out = *value;
   }
 
-  void read_enum(std::string_view key, std::span<const std::string_view> allowed,
-                 std::string& out) {
+  // upper_case: the value is taken in any case and stored in upper case (score sources).
+  void read_enum(std::string_view key, std::span<const std::string_view> allowed, std::string& out,
+                 bool upper_case = false) {
     std::string value;
     read_string(key, value);
     if (!ok() || !has(key)) return;
+    const std::string given = value;
+    if (upper_case) {
+      for (char& ch : value) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    }
     if (!contains(allowed, value)) {
-      fail(key, fmt::format("{} (got \"{}\")", one_of(allowed), value));
+      fail(key, fmt::format("{}{} (got \"{}\")", one_of(allowed), upper_case ? ", in any case" : "",
+                            given));
       return;
     }
     out = std::move(value);
@@ -908,7 +914,7 @@ void read_export(TableReader& t, ExportSpec& e) {
   read_score_names(t, e.score_names);
   t.read_label_list("values", e.values);
   std::string source = e.source;
-  t.read_enum("source", kScoreSources, source);
+  t.read_enum("source", kScoreSources, source, /*upper_case=*/true);
   e.source = source;
   constexpr double kLowest = std::numeric_limits<double>::lowest();
   constexpr double kHighest = std::numeric_limits<double>::max();

@@ -379,11 +379,13 @@ Result<CurlHttpClient::HopResult> CurlHttpClient::perform_hop(
   }
   if (result != CURLE_OK) {
     // What the server had serialised for us when the connection broke: a response cut off
-    // mid-body still tells its size (HttpClient: detail of a transport error).
+    // mid-body still tells its size (HttpClient: detail of a transport error). Nothing back:
+    // the detail stays libcurl's code (refused, timed out, TLS), which the commands act on.
     const std::size_t seen =
         transfer.header_bytes + std::max(transfer.body.size(), transfer.announced);
-    return curl_transport_status(result, error_buffer.data(), url)
-        .with_detail(static_cast<long long>(seen));
+    Status status = curl_transport_status(result, error_buffer.data(), url);
+    if (seen > 0) status.with_detail(static_cast<long long>(seen));
+    return status;
   }
 
   HopResult hop;

@@ -43,7 +43,9 @@ class HttpClient {
   /// Performs a GET. Returns the response for any HTTP status (the caller maps statuses to
   /// errors), or a Status for transport failures: kRetryable (connect failure, timeout, low-speed
   /// abort, reset, truncated body; detail = bytes of the response received or announced by its
-  /// Content-Length before the failure, 0 when none arrived), kTooLarge (detail = bytes
+  /// Content-Length before the failure when some arrived, else -curl_code as curl_errors.h
+  /// says, so transport_failure() can tell a refused connection from a timeout), kTooLarge
+  /// (detail = bytes
   /// received or announced when aborted), kCancelled
   /// (stop requested), kConfig (TLS/URL problems that retrying cannot fix). Thread-safe.
   virtual Result<HttpResponse> get(const HttpRequest& request, std::stop_token stop) = 0;

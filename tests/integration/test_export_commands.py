@@ -121,6 +121,41 @@ class ExportCommandsTest(unittest.TestCase):
         self.assertEqual(r.rc, EXIT_USAGE, r.describe())
         self.assertIn("--out names one file", r.stderr)
 
+    def test_named_export_source_in_any_case(self) -> None:
+        out = self.out("named-lower.jsonl")
+        config = self.named_config("lowersource", out, source="annotation", values=["Good"])
+        r = self.ws.run_raw(["export", "lowersource", "--config", str(config), "--db",
+                             str(self.ws.db)])
+        self.assertEqual(r.rc, EXIT_OK, r.describe())
+        self.assertEqual(len(lines(out)), self.good)
+
+    # -- --json ------------------------------------------------------------------------------
+
+    def test_json_report_on_stdout(self) -> None:
+        path = self.out("json-report.jsonl")
+        r = self.export("--format", "jsonl", "--out", str(path), "--score-name", "quality",
+                        "--value", "Good", "--json")
+        self.assertEqual(r.rc, EXIT_OK, r.describe())
+        report = json.loads(r.stdout)
+        self.assertEqual(report["exit_code"], EXIT_OK)
+        [one] = report["exports"]
+        self.assertEqual(one["records"], self.good)
+        self.assertEqual(one["records"], len(lines(path)))
+        self.assertEqual(one["out"], str(path))
+        self.assertEqual(one["nothing_exported_because"], [])
+        empty = self.export("--format", "jsonl", "--out", str(self.out("none.jsonl")),
+                            "--score-name", "qualty", "--json", "--fail-empty")
+        self.assertEqual(empty.rc, EXIT_EMPTY, empty.describe())
+        report = json.loads(empty.stdout)
+        self.assertEqual(report["exit_code"], EXIT_EMPTY)
+        self.assertEqual(report["exports"][0]["records"], 0)
+        self.assertTrue(any("no score named 'qualty'" in why
+                            for why in report["exports"][0]["nothing_exported_because"]))
+        # The dataset and the report cannot share standard output.
+        clash = self.export("--format", "jsonl", "--out", "-", "--json")
+        self.assertEqual(clash.rc, EXIT_USAGE, clash.describe())
+        self.assertEqual(clash.stdout, "")
+
     def test_incremental_with_nothing_new_never_clobbers_the_full_export(self) -> None:
         full = self.out("inc.jsonl")
         config = self.named_config("inc", full)

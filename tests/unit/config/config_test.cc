@@ -520,8 +520,8 @@ TEST_CASE("file errors name the file, the full key and the reason") {
        "trl-dpo (got \"csv\")"},
       {"[[export]]\nname = \"a\"\nformat = \"json\"\nout = \"-\"\npick = \"first\"\n",
        "export[0].pick: must be one of last-generation, all-generations, root (got \"first\")"},
-      {"[[export]]\nname = \"a\"\nformat = \"json\"\nout = \"-\"\nsource = \"annotation\"\n",
-       "export[0].source: must be one of ANNOTATION, API, EVAL (got \"annotation\")"},
+      {"[[export]]\nname = \"a\"\nformat = \"json\"\nout = \"-\"\nsource = \"annotations\"\n",
+       "export[0].source: must be one of ANNOTATION, API, EVAL, in any case (got \"annotations\")"},
       // exports
       {"[[export]]\nname = \"a\"\nformat = \"json\"\nout = \"-\"\n"
        "[[export]]\nname = \"a\"\nformat = \"kto\"\nout = \"x\"\n",
