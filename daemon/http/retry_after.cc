@@ -45,6 +45,11 @@ std::optional<Millis> parse_retry_after(std::string_view value, SysTime now) {
   const std::string date(text);
   const time_t when_s = curl_getdate(date.c_str(), nullptr);
   if (when_s == -1) return std::nullopt;
+  // Compared in whole seconds first: a date far ahead or behind (year 9999, year 1) does not
+  // fit the clock's nanoseconds, and anything past the longest honoured delay is refused anyway.
+  const time_t now_s = std::chrono::system_clock::to_time_t(now);
+  if (when_s <= now_s) return Millis(0);
+  if (when_s - now_s > kMaxDelay.count() + 1) return std::nullopt;
   const SysTime when = std::chrono::system_clock::from_time_t(when_s);
   if (when <= now) return Millis(0);
   auto delay = std::chrono::ceil<Millis>(when - now);

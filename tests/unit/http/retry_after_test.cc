@@ -31,6 +31,8 @@ TEST_CASE("Retry-After rejects garbage, negatives and absurd values") {
   CHECK_FALSE(parse_retry_after("soon", now));
   CHECK_FALSE(parse_retry_after("86401", now));
   CHECK_FALSE(parse_retry_after("99999999999999999999999999", now));
+  // Dates whose nanoseconds do not fit the clock (found by fuzz_http_headers).
+  CHECK_FALSE(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now));
   // Dates libcurl cannot read: an impossible day, month or hour, an unknown word.
   CHECK_FALSE(parse_retry_after("Wed, 32 May 2024 12:00:07 GMT", now));
   CHECK_FALSE(parse_retry_after("Wed, 01 Foo 2024 12:00:07 GMT", now));
